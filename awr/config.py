@@ -1,0 +1,139 @@
+"""One frozen, typed trial configuration and its key=value parsing.
+
+The field names are the only names a hyperparameter has: CLI key (`--trial key=value`),
+Ray Tune key, MLflow param and DataFrame column are all the same string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, fields
+
+BACKBONES = ("sasrec", "stosa")
+MECHANISMS = ("none", "simple", "value", "additive", "stochastic")
+MECHANISMS_BY_BACKBONE = {
+    "sasrec": ("none", "simple", "value", "additive"),
+    "stosa": ("none", "simple", "value", "additive", "stochastic"),
+}
+LOSSES = ("bce", "ce")
+ADDITIVE_MIXES = ("fixed", "learned")
+PRECISIONS = ("fp32", "bf16")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message says which and what is allowed."""
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything that defines one training run. Defaults: SPEC section 5, ML-1M SASRec."""
+
+    dataset: str = "ml-1m"
+    backbone: str = "sasrec"
+    mechanism: str = "none"
+    loss: str = "bce"
+    hidden_size: int = 64
+    max_len: int = 200
+    num_layers: int = 1
+    num_heads: int = 2
+    dropout: float = 0.2
+    attn_dropout: float = 0.2
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    max_epochs: int = 400
+    patience: int = 20
+    seed: int = 42
+    device: str = "cpu"
+    pvn_weight: float = 0.005
+    stosa_released_code: bool = False
+    refine_per_head: bool = False
+    additive_mix: str = "fixed"
+    eval_batch_size: int = 1024
+    precision: str = "fp32"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_choice("mechanism", self.mechanism, MECHANISMS)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("additive_mix", self.additive_mix, ADDITIVE_MIXES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        allowed = MECHANISMS_BY_BACKBONE[self.backbone]
+        if self.mechanism not in allowed:
+            raise ConfigError(
+                f"mechanism={self.mechanism} does not fit backbone={self.backbone}; "
+                f"valid for {self.backbone}: {', '.join(allowed)}"
+            )
+        for name in ("hidden_size", "max_len", "num_layers", "num_heads", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_epochs < 0 or self.patience < 1:
+            raise ConfigError("max_epochs must be >= 0 and patience >= 1")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}"
+            )
+        for name in ("dropout", "attn_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, typing.Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: typing.Any) -> TrialConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(allowed)}")
+
+
+def field_types() -> dict[str, type]:
+    hints = typing.get_type_hints(TrialConfig)
+    return {f.name: hints[f.name] for f in fields(TrialConfig)}
+
+
+def parse_value(key: str, text: str) -> typing.Any:
+    """Convert the text of `key=text` to the field's type, or raise ConfigError."""
+    types = field_types()
+    if key not in types:
+        raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(types)}")
+    kind = types[key]
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} expects a bool (true/false), got {text!r}")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{key} expects {kind.__name__}, got {text!r}") from None
+
+
+def from_pairs(pairs: list[str], base: TrialConfig | None = None) -> TrialConfig:
+    """Build a config from `key=value` strings on top of `base` (default: TrialConfig())."""
+    changes: dict[str, typing.Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"expected key=value, got {pair!r}; valid keys: {', '.join(field_types())}")
+        changes[key.strip()] = parse_value(key.strip(), text)
+    return (base or TrialConfig()).replace(**changes)
+
+
+def from_dict(values: dict[str, typing.Any]) -> TrialConfig:
+    """Build a config from a flat dict (Tune's config, MLflow params); unknown keys are an error."""
+    types = field_types()
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ConfigError(f"unknown keys {unknown}; valid keys: {', '.join(types)}")
+    coerced = {
+        k: parse_value(k, v) if isinstance(v, str) and types[k] is not str else v
+        for k, v in values.items()
+    }
+    return TrialConfig(**coerced)

@@ -1,0 +1,45 @@
+"""Ranking metrics from target ranks: pure functions (SPEC 2).
+
+rank = number of other items scored greater than OR EQUAL to the target (ties count against the
+target); rank 0 is the top. Recall@k = 1[rank < k]; NDCG@k = 1[rank < k] / log2(rank + 2);
+MRR = 1 / (rank + 1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+RECALL_KS = (1, 5, 10, 20)
+NDCG_KS = tuple(range(1, 21))
+METRIC_NAMES = (
+    tuple(f"recall_{k}" for k in RECALL_KS) + tuple(f"ndcg_{k}" for k in NDCG_KS) + ("mrr",)
+)
+SELECTION_METRIC = "ndcg_5"
+
+
+def target_ranks(scores: Tensor, targets: Tensor) -> Tensor:
+    """scores (B, N) with excluded items at -inf, targets (B,) column indices -> ranks (B,).
+
+    The caller keeps the target's own score finite (never masked).
+    """
+    target_scores = scores.gather(1, targets[:, None])  # (B, 1)
+    others = (scores >= target_scores).sum(1) - 1  # minus the target itself
+    worst = torch.full_like(others, scores.shape[1] - 1)
+    return torch.where(torch.isnan(target_scores[:, 0]), worst, others)  # NaN ranks last
+
+
+def metric_sums(ranks: Tensor) -> dict[str, Tensor]:
+    """Per-metric sums over a batch of ranks (to average over all users later)."""
+    ranks = ranks.double()
+    gain = 1.0 / torch.log2(ranks + 2.0)
+    sums = {f"recall_{k}": (ranks < k).double().sum() for k in RECALL_KS}
+    sums.update({f"ndcg_{k}": (gain * (ranks < k)).sum() for k in NDCG_KS})
+    sums["mrr"] = (1.0 / (ranks + 1.0)).sum()
+    return sums
+
+
+def metrics_from_ranks(ranks: Tensor) -> dict[str, float]:
+    """Means over users of every metric in METRIC_NAMES."""
+    count = max(int(ranks.numel()), 1)
+    return {name: float(total) / count for name, total in metric_sums(ranks).items()}

@@ -1,0 +1,142 @@
+"""Attention weight refinement mechanisms (AWRSR section 2.3; SPEC section 4).
+
+Each mechanism is an nn.Module that takes the post-softmax attention weights A (B, H, L, L), the
+causal + padding mask (B, 1, L, L) and the query mask (B, 1, L, 1), and returns the weights that
+replace A in the aggregation: SASRec computes `R V`, STOSA `R V_mu` and `(R * R) V_sigma`.
+So "what replaces A V" is always `R` aggregated by the backbone's own rule.
+
+New parameters are L x L matrices (L = max_len) initialised normal(0, 0.02), shared across heads
+unless `per_head` (then H x L x L). Every refined score matrix is masked again before its
+softmax; rows of padded query positions are zeroed before and after refining, so the output at
+position i depends on no input at a position > i.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from awr.config import ConfigError
+from awr.models.attention import masked_softmax, wasserstein_scores
+
+
+def refine_simple(attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor) -> Tensor:
+    """M1: Q' = A W'_Q, K' = A W'_K, A' = softmax(mask(Q' K'^T / sqrt(L)))."""
+    length = attn.shape[-1]
+    query = attn @ w_q  # (B, H, L, L)
+    key = attn @ w_k  # (B, H, L, L)
+    return masked_softmax(query @ key.transpose(-1, -2) / math.sqrt(length), mask)
+
+
+def refine_value(attn: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, mask: Tensor) -> Tensor:
+    """M2: V' = A W'_V, A2 = mask(A' V') with A' from M1 (zeros where the mask forbids)."""
+    refined = refine_simple(attn, w_q, w_k, mask)
+    value = attn @ w_v  # (B, H, L, L)
+    return (refined @ value).masked_fill(~mask, 0.0)
+
+
+def refine_additive(attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor, mix: Tensor) -> Tensor:
+    """M3: mix * A + (1 - mix) * A' with A' from M1; mix = 0.5 gives (A + A') / 2."""
+    return mix * attn + (1 - mix) * refine_simple(attn, w_q, w_k, mask)
+
+
+def refine_stochastic(attn: Tensor, w_mu: Tensor, w_cov: Tensor, mask: Tensor) -> Tensor:
+    """M4: a Gaussian per row of A, mu' = A W'_mu, c' = ELU(A W'_c) + 1,
+    A' = softmax(mask(-W2(mu'_i, c'_i; mu'_j, c'_j) / sqrt(L)))."""
+    mean = attn @ w_mu  # (B, H, L, L)
+    cov = F.elu(attn @ w_cov) + 1  # (B, H, L, L)
+    return masked_softmax(wasserstein_scores(mean, cov, mean, cov), mask)
+
+
+class Refinement(nn.Module):
+    """Base: holds the L x L matrices and applies the padded-row zeroing around `refine`."""
+
+    is_identity = False
+    matrices: tuple[str, ...] = ()
+
+    def __init__(self, max_len: int, num_heads: int, per_head: bool) -> None:
+        super().__init__()
+        shape = (num_heads, max_len, max_len) if per_head else (max_len, max_len)
+        for name in self.matrices:
+            self.register_parameter(name, nn.Parameter(torch.randn(shape) * 0.02))
+
+    def forward(self, attn: Tensor, mask: Tensor, query_mask: Tensor) -> Tensor:
+        """attn (B, H, L, L), mask (B, 1, L, L) bool, query_mask (B, 1, L, 1) -> (B, H, L, L)."""
+        attn = attn * query_mask
+        return self.refine(attn, mask) * query_mask
+
+    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class NoRefinement(Refinement):
+    """The original backbone: A is used as it is."""
+
+    is_identity = True
+
+    def forward(self, attn: Tensor, mask: Tensor, query_mask: Tensor) -> Tensor:
+        return attn * query_mask
+
+
+class SimpleRefinement(Refinement):
+    matrices = ("w_q", "w_k")
+
+    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
+        return refine_simple(attn, self.w_q, self.w_k, mask)
+
+
+class ValueRefinement(Refinement):
+    matrices = ("w_q", "w_k", "w_v")
+
+    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
+        return refine_value(attn, self.w_q, self.w_k, self.w_v, mask)
+
+
+class AdditiveRefinement(Refinement):
+    matrices = ("w_q", "w_k")
+
+    def __init__(self, max_len: int, num_heads: int, per_head: bool, learned_mix: bool) -> None:
+        super().__init__(max_len, num_heads, per_head)
+        # sigmoid(0) = 0.5: the learned mix starts at the fixed default.
+        self.mix_logit = nn.Parameter(torch.zeros(())) if learned_mix else None
+
+    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
+        mix = torch.sigmoid(self.mix_logit) if self.mix_logit is not None else attn.new_tensor(0.5)
+        return refine_additive(attn, self.w_q, self.w_k, mask, mix)
+
+
+class StochasticRefinement(Refinement):
+    matrices = ("w_mu", "w_cov")
+
+    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
+        return refine_stochastic(attn, self.w_mu, self.w_cov, mask)
+
+
+REFINEMENTS: dict[str, type[Refinement]] = {
+    "none": NoRefinement,
+    "simple": SimpleRefinement,
+    "value": ValueRefinement,
+    "additive": AdditiveRefinement,
+    "stochastic": StochasticRefinement,
+}
+
+
+def build_refinement(
+    name: str, max_len: int, num_heads: int, per_head: bool = False, learned_mix: bool = False
+) -> Refinement:
+    """One refinement module for one attention layer; an unknown name lists the valid ones."""
+    if name not in REFINEMENTS:
+        raise ConfigError(f"unknown mechanism {name!r}; valid: {', '.join(REFINEMENTS)}")
+    if name == "additive":
+        return AdditiveRefinement(max_len, num_heads, per_head, learned_mix)
+    return REFINEMENTS[name](max_len, num_heads, per_head)
+
+
+def extra_parameters(name: str, max_len: int, num_layers: int, num_heads: int = 1,
+                     per_head: bool = False) -> int:
+    """SPEC's formula: k * L^2 per layer (k = number of L x L matrices), times H if per head."""
+    k = len(REFINEMENTS[name].matrices)
+    return k * max_len * max_len * num_layers * (num_heads if per_head else 1)

@@ -1,0 +1,165 @@
+"""SASRec (Kang & McAuley 2018), the S3-Rec-style variant shipped with the STOSA code (SPEC 3).
+
+embedding: LN(item + position) -> dropout
+block (post-LN, x num_layers):
+    x = LN(x + Dropout(Dense(Attention(x))))
+    x = LN(x + Dropout(W2 gelu(W1 x)))
+score: dot product of a position's output with the item embedding.
+
+The attention score function and the refinement mechanism are handed in, so that the weights
+A (B, H, L, L) are explicit and a mechanism can replace them (awr/models/refine.py). With no
+mechanism and no capture, the fused scaled_dot_product_attention kernel computes the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from awr.config import TrialConfig
+from awr.models.attention import attention_mask, dot_product_scores, masked_softmax
+from awr.models.refine import Refinement
+from awr.train.loss import bce_loss, ce_loss
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
+RefinementFactory = Callable[[], Refinement]
+
+
+def split_heads(x: Tensor, num_heads: int) -> Tensor:
+    """(B, L, D) -> (B, H, L, D/H)."""
+    batch, length, dim = x.shape
+    return x.view(batch, length, num_heads, dim // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(B, H, L, d) -> (B, L, H*d)."""
+    batch, heads, length, dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * dim)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: TrialConfig, score_fn: ScoreFn, refinement: Refinement) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.num_heads = config.num_heads
+        self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.score_fn = score_fn
+        self.refinement = refinement
+        self.attn_dropout = nn.Dropout(config.attn_dropout)
+        self.dense = nn.Linear(d, d)
+        self.dropout = nn.Dropout(config.dropout)
+        self.norm = nn.LayerNorm(d, eps=1e-12)
+        self.captured: list[tuple[Tensor, Tensor]] | None = None  # set to [] to record A, A'
+
+    def forward(self, x: Tensor, mask: Tensor, query_mask: Tensor) -> Tensor:
+        """x (B, L, D), mask (B, 1, L, L) bool, query_mask (B, 1, L, 1) -> (B, L, D)."""
+        q = split_heads(self.query(x), self.num_heads)  # (B, H, L, d)
+        k = split_heads(self.key(x), self.num_heads)
+        v = split_heads(self.value(x), self.num_heads)
+        fused = (
+            self.refinement.is_identity
+            and self.captured is None
+            and self.score_fn is dot_product_scores
+        )
+        if fused:
+            additive_mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
+            additive_mask.masked_fill_(~mask, torch.finfo(q.dtype).min)
+            p = self.attn_dropout.p if self.training else 0.0
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask, dropout_p=p)
+            context = context * query_mask  # (B, H, L, d)
+        else:
+            attn = masked_softmax(self.score_fn(q, k), mask)  # A: (B, H, L, L)
+            refined = self.refinement(attn, mask, query_mask)  # R replaces A
+            if self.captured is not None:
+                self.captured.append((attn.detach() * query_mask, refined.detach()))
+            context = self.attn_dropout(refined) @ v  # (B, H, L, d)
+        out = self.dense(merge_heads(context))
+        return self.norm(x + self.dropout(out))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, hidden_size: int, dropout: float) -> None:
+        super().__init__()
+        self.inner = nn.Linear(hidden_size, 4 * hidden_size)
+        self.outer = nn.Linear(4 * hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x + self.dropout(self.outer(F.gelu(self.inner(x)))))
+
+
+class SASRecBlock(nn.Module):
+    def __init__(self, config: TrialConfig, score_fn: ScoreFn, refinement: Refinement) -> None:
+        super().__init__()
+        self.attention = SelfAttention(config, score_fn, refinement)
+        self.ffn = FeedForward(config.hidden_size, config.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor, query_mask: Tensor) -> Tensor:
+        return self.ffn(self.attention(x, mask, query_mask))
+
+
+def init_weights(module: nn.Module) -> None:
+    """normal(0, 0.02) for Linear and Embedding, zero bias, LayerNorm weight 1 and bias 0."""
+    if isinstance(module, nn.Linear | nn.Embedding):
+        module.weight.data.normal_(0.0, 0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        module.bias.data.zero_()
+    if isinstance(module, nn.LayerNorm):
+        module.weight.data.fill_(1.0)
+        module.bias.data.zero_()
+
+
+class SASRec(nn.Module):
+    def __init__(
+        self,
+        config: TrialConfig,
+        num_items: int,
+        refinement_factory: RefinementFactory,
+        score_fn: ScoreFn = dot_product_scores,
+    ) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.config = config
+        self.num_items = num_items
+        self.item_embedding = nn.Embedding(num_items + 1, d, padding_idx=0)
+        self.position_embedding = nn.Embedding(config.max_len, d)
+        self.embedding_norm = nn.LayerNorm(d, eps=1e-12)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            SASRecBlock(config, score_fn, refinement_factory()) for _ in range(config.num_layers)
+        )
+        self.apply(init_weights)
+
+    def attention_layers(self) -> list[SelfAttention]:
+        return [block.attention for block in self.blocks]
+
+    def encode(self, input_ids: Tensor) -> Tensor:
+        """input_ids (B, L) left-padded -> hidden states (B, L, D)."""
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.item_embedding(input_ids) + self.position_embedding(positions)[None]
+        x = self.embedding_dropout(self.embedding_norm(x))  # (B, L, D)
+        mask = attention_mask(input_ids)  # (B, 1, L, L)
+        query_mask = (input_ids > 0)[:, None, :, None].to(x.dtype)  # (B, 1, L, 1)
+        for block in self.blocks:
+            x = block(x, mask, query_mask)
+        return x
+
+    def loss(self, input_ids: Tensor, targets: Tensor, negatives: Tensor) -> Tensor:
+        """input_ids, targets, negatives (B, L); 0 marks padding in targets."""
+        hidden = self.encode(input_ids)  # (B, L, D)
+        valid = targets > 0
+        if self.config.loss == "ce":
+            logits = hidden[valid] @ self.item_embedding.weight.T  # (M, N+1)
+            return ce_loss(logits, targets[valid])
+        pos = (hidden * self.item_embedding(targets)).sum(-1)  # (B, L)
+        neg = (hidden * self.item_embedding(negatives)).sum(-1)
+        return bce_loss(pos, neg, valid)
+
+    def score_all(self, input_ids: Tensor) -> Tensor:
+        """Scores of every item id for the last position: (B, L) -> (B, N+1); column 0 is pad."""
+        last = self.encode(input_ids)[:, -1]  # (B, D)
+        return last @ self.item_embedding.weight.T

@@ -1,0 +1,195 @@
+"""STOSA (Fan et al., WWW 2022): stochastic self-attention with Wasserstein scores (SPEC 3).
+
+Every item and position has a mean and a diagonal covariance embedding (D-vectors).
+embedding:  mean = ELU(Dropout(LN(E_mu[item] + P_mu[pos])))
+            cov  = ELU(Dropout(LN(E_sigma[item] + P_sigma[pos]))) + 1      (one shared LN)
+layer (x num_layers):
+    Q_mu, K_mu, V_mu = Linear(mean);  Q_s, K_s, V_s = ELU(Linear(cov)) + 1
+    A = softmax(mask(-W2(Q_i, K_j) / sqrt(D/H)))          (B, H, L, L)
+    R = refinement(A)                                      (identity for the original)
+    mean = LN(mean + Dropout(Dense(R V_mu)));  cov = LN(cov + Dropout(Dense((R * R) V_s)))
+    mean = FFN_mu(mean);  cov = ELU(FFN_s(cov)) + 1        (FFN: Linear, ELU, Linear, Dropout,
+                                                            residual, LN)
+score: -W2 between the last position's Gaussian and each item's (E_mu, ELU(E_sigma) + 1).
+
+`stosa_released_code=True` reproduces the released code, whose encoder loop assigns each
+layer's mean output to a misspelt variable: every layer then reads the embedding mean, and the
+final mean representation is the embedding layer's mean output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from awr.config import TrialConfig
+from awr.models.attention import (
+    attention_mask,
+    masked_softmax,
+    wasserstein_distance,
+    wasserstein_distance_matrix,
+    wasserstein_scores,
+)
+from awr.models.refine import Refinement
+from awr.models.sasrec import merge_heads, split_heads
+from awr.train.loss import ce_loss, stosa_loss
+
+GaussianScoreFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+RefinementFactory = Callable[[], Refinement]
+
+
+def positive(x: Tensor) -> Tensor:
+    """ELU(x) + 1: STOSA's map to positive covariances."""
+    return F.elu(x) + 1
+
+
+class WassersteinAttention(nn.Module):
+    def __init__(
+        self, config: TrialConfig, score_fn: GaussianScoreFn, refinement: Refinement
+    ) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.num_heads = config.num_heads
+        self.mean_qkv = nn.ModuleList(nn.Linear(d, d) for _ in range(3))
+        self.cov_qkv = nn.ModuleList(nn.Linear(d, d) for _ in range(3))
+        self.score_fn = score_fn
+        self.refinement = refinement
+        self.attn_dropout = nn.Dropout(config.attn_dropout)
+        self.mean_dense = nn.Linear(d, d)
+        self.cov_dense = nn.Linear(d, d)
+        self.dropout = nn.Dropout(config.dropout)
+        self.norm = nn.LayerNorm(d, eps=1e-12)  # shared by both streams, as in the reference
+        self.captured: list[tuple[Tensor, Tensor]] | None = None  # set to [] to record A, A'
+
+    def forward(
+        self, mean: Tensor, cov: Tensor, mask: Tensor, query_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """mean, cov (B, L, D); mask (B, 1, L, L) bool; query_mask (B, 1, L, 1)."""
+        q_mu, k_mu, v_mu = (split_heads(lin(mean), self.num_heads) for lin in self.mean_qkv)
+        q_s, k_s, v_s = (split_heads(positive(lin(cov)), self.num_heads) for lin in self.cov_qkv)
+        attn = masked_softmax(self.score_fn(q_mu, q_s, k_mu, k_s), mask)  # A: (B, H, L, L)
+        refined = self.refinement(attn, mask, query_mask)  # R replaces A
+        if self.captured is not None:
+            self.captured.append((attn.detach() * query_mask, refined.detach()))
+        weights = self.attn_dropout(refined)
+        mean_context = merge_heads(weights @ v_mu)  # (B, L, D)
+        cov_context = merge_heads((weights * weights) @ v_s)  # (B, L, D)
+        mean = self.norm(mean + self.dropout(self.mean_dense(mean_context)))
+        cov = self.norm(cov + self.dropout(self.cov_dense(cov_context)))
+        return mean, cov
+
+
+class EluFeedForward(nn.Module):
+    def __init__(self, hidden_size: int, dropout: float) -> None:
+        super().__init__()
+        self.inner = nn.Linear(hidden_size, 4 * hidden_size)
+        self.outer = nn.Linear(4 * hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x + self.dropout(self.outer(F.elu(self.inner(x)))))
+
+
+class STOSALayer(nn.Module):
+    def __init__(self, config: TrialConfig, score_fn: GaussianScoreFn, refinement: Refinement):
+        super().__init__()
+        self.attention = WassersteinAttention(config, score_fn, refinement)
+        self.mean_ffn = EluFeedForward(config.hidden_size, config.dropout)
+        self.cov_ffn = EluFeedForward(config.hidden_size, config.dropout)
+
+    def forward(
+        self, mean: Tensor, cov: Tensor, mask: Tensor, query_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        mean, cov = self.attention(mean, cov, mask, query_mask)
+        return self.mean_ffn(mean), positive(self.cov_ffn(cov))
+
+
+def init_weights(module: nn.Module) -> None:
+    """The reference code's init: normal(mean 0.01, std 0.02) for Linear and Embedding weights,
+    zero Linear bias, LayerNorm weight 1 and bias 0."""
+    if isinstance(module, nn.Linear | nn.Embedding):
+        module.weight.data.normal_(0.01, 0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        module.bias.data.zero_()
+    if isinstance(module, nn.LayerNorm):
+        module.weight.data.fill_(1.0)
+        module.bias.data.zero_()
+
+
+class STOSA(nn.Module):
+    def __init__(
+        self,
+        config: TrialConfig,
+        num_items: int,
+        refinement_factory: RefinementFactory,
+        score_fn: GaussianScoreFn = wasserstein_scores,
+    ) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.config = config
+        self.num_items = num_items
+        self.item_mean = nn.Embedding(num_items + 1, d, padding_idx=0)
+        self.item_cov = nn.Embedding(num_items + 1, d, padding_idx=0)
+        self.position_mean = nn.Embedding(config.max_len, d)
+        self.position_cov = nn.Embedding(config.max_len, d)
+        self.embedding_norm = nn.LayerNorm(d, eps=1e-12)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(
+            STOSALayer(config, score_fn, refinement_factory()) for _ in range(config.num_layers)
+        )
+        self.apply(init_weights)
+
+    def attention_layers(self) -> list[WassersteinAttention]:
+        return [layer.attention for layer in self.layers]
+
+    def embed(self, input_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L) -> mean, cov (B, L, D)."""
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        mean = self.item_mean(input_ids) + self.position_mean(positions)[None]
+        cov = self.item_cov(input_ids) + self.position_cov(positions)[None]
+        mean = F.elu(self.embedding_dropout(self.embedding_norm(mean)))
+        cov = positive(self.embedding_dropout(self.embedding_norm(cov)))
+        return mean, cov
+
+    def encode(self, input_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """input_ids (B, L) left-padded -> sequence Gaussians: mean, cov (B, L, D)."""
+        mean, cov = self.embed(input_ids)
+        mask = attention_mask(input_ids)  # (B, 1, L, L)
+        query_mask = (input_ids > 0)[:, None, :, None].to(mean.dtype)  # (B, 1, L, 1)
+        for layer in self.layers:
+            layer_mean, cov = layer(mean, cov, mask, query_mask)
+            if not self.config.stosa_released_code:
+                mean = layer_mean
+        return mean, cov
+
+    def item_gaussians(self, item_ids: Tensor) -> tuple[Tensor, Tensor]:
+        return self.item_mean(item_ids), positive(self.item_cov(item_ids))
+
+    def loss(self, input_ids: Tensor, targets: Tensor, negatives: Tensor) -> Tensor:
+        """input_ids, targets, negatives (B, L); 0 marks padding in targets."""
+        mean, cov = self.encode(input_ids)  # (B, L, D)
+        valid = targets > 0
+        if self.config.loss == "ce":
+            item_mean, item_cov = self.item_gaussians_all()  # (N+1, D) each
+            logits = -wasserstein_distance_matrix(mean[valid], cov[valid], item_mean, item_cov)
+            return ce_loss(logits, targets[valid])
+        pos_mean, pos_cov = self.item_gaussians(targets)
+        neg_mean, neg_cov = self.item_gaussians(negatives)
+        pos_distance = wasserstein_distance(mean, cov, pos_mean, pos_cov)  # (B, L)
+        neg_distance = wasserstein_distance(mean, cov, neg_mean, neg_cov)
+        pos_neg_distance = wasserstein_distance(pos_mean, pos_cov, neg_mean, neg_cov)
+        return stosa_loss(pos_distance, neg_distance, pos_neg_distance, valid,
+                          self.config.pvn_weight)
+
+    def score_all(self, input_ids: Tensor) -> Tensor:
+        """-W2 of every item id to the last position: (B, L) -> (B, N+1); column 0 is pad."""
+        mean, cov = self.encode(input_ids)
+        item_mean, item_cov = self.item_gaussians_all()
+        return -wasserstein_distance_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
+
+    def item_gaussians_all(self) -> tuple[Tensor, Tensor]:
+        return self.item_mean.weight, positive(self.item_cov.weight)

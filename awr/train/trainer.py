@@ -1,0 +1,188 @@
+"""The epoch loop: Adam, seeded shuffling and negatives, gradient norm, early stopping on
+validation NDCG@5 with patience, the best state kept. Test data never reaches this file."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from awr.config import TrialConfig
+from awr.data.batches import EvalTensors, TrainTensors, sample_negatives
+from awr.eval.evaluate import evaluate
+from awr.eval.metrics import SELECTION_METRIC
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the trial fails alone."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float
+    grad_norm: float
+    epoch_seconds: float
+    eval_seconds: float
+    valid: dict[str, float]
+    best_epoch: int
+    best_valid_ndcg_5: float  # running best: what the searcher optimises
+
+    def metrics(self) -> dict[str, float]:
+        """Flat MLflow / Tune metric names: train/loss, valid/ndcg_5, grad_norm, ..."""
+        flat = {
+            "train/loss": self.train_loss,
+            "grad_norm": self.grad_norm,
+            "epoch_seconds": self.epoch_seconds,
+            "eval_seconds": self.eval_seconds,
+            "best_valid_ndcg_5": self.best_valid_ndcg_5,
+        }
+        flat.update({f"valid/{name}": value for name, value in self.valid.items()})
+        return flat
+
+
+class EpochCallback(Protocol):
+    def __call__(self, record: EpochRecord, state: Callable[[], dict[str, Any]]) -> None:
+        """Called after every epoch; `state()` returns a checkpoint for `Trainer.load_state`."""
+
+
+@dataclass
+class FitState:
+    epoch: int = 0
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    best_valid: dict[str, float] = field(default_factory=dict)
+    best_model: dict[str, torch.Tensor] | None = None
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+def global_grad_norm(model: nn.Module) -> float:
+    """sqrt(sum ||grad||^2) over all parameters that have a gradient."""
+    squares = [p.grad.detach().pow(2).sum() for p in model.parameters() if p.grad is not None]
+    return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrialConfig,
+        train: TrainTensors,
+        valid: EvalTensors,
+        num_items: int,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.train_tensors = train
+        self.valid_tensors = valid
+        self.num_items = num_items
+        device = train.inputs.device
+        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay
+        )
+        self.loss_fn = torch.compile(model.loss) if config.compile else model.loss
+        self.autocast = torch.autocast(
+            device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
+        )
+        self.state = FitState()
+
+    def train_epoch(self) -> tuple[float, float]:
+        """One pass over the training users in a seeded order: (mean loss, last step's grad norm)."""
+        self.model.train()
+        tensors = self.train_tensors
+        num_rows = tensors.inputs.shape[0]
+        order = torch.randperm(num_rows, generator=self.generator, device=tensors.inputs.device)
+        negatives = sample_negatives(tensors, order, self.num_items, self.generator)
+        total, steps, grad_norm = torch.zeros((), device=order.device), 0, 0.0
+        for start in range(0, num_rows, self.config.batch_size):
+            rows = order[start : start + self.config.batch_size]
+            batch_negatives = negatives[start : start + self.config.batch_size]
+            with self.autocast:
+                loss = self.loss_fn(tensors.inputs[rows], tensors.targets[rows], batch_negatives)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            total += loss.detach().float()
+            steps += 1
+            if start + self.config.batch_size >= num_rows:
+                grad_norm = global_grad_norm(self.model)
+            self.optimizer.step()
+        mean_loss = float(total) / max(steps, 1)
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(f"training loss is {mean_loss} at epoch {self.state.epoch + 1}")
+        return mean_loss, grad_norm
+
+    def fit(
+        self,
+        callback: EpochCallback | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> FitState:
+        """Train until max_epochs or `patience` epochs without a better validation NDCG@5."""
+        state = self.state
+        while state.epoch < self.config.max_epochs:
+            if state.epoch - state.best_epoch >= self.config.patience:
+                break
+            started = time.perf_counter()
+            loss, grad_norm = self.train_epoch()
+            train_seconds = time.perf_counter() - started
+            valid = evaluate(self.model, self.valid_tensors, self.config.eval_batch_size)
+            eval_seconds = time.perf_counter() - started - train_seconds
+            state.epoch += 1
+            if valid[SELECTION_METRIC] > state.best_score:
+                state.best_score = valid[SELECTION_METRIC]
+                state.best_epoch = state.epoch
+                state.best_valid = valid
+                state.best_model = copy.deepcopy(self.model.state_dict())
+            record = EpochRecord(
+                epoch=state.epoch,
+                train_loss=loss,
+                grad_norm=grad_norm,
+                epoch_seconds=train_seconds,
+                eval_seconds=eval_seconds,
+                valid=valid,
+                best_epoch=state.best_epoch,
+                best_valid_ndcg_5=state.best_score,
+            )
+            state.history.append(record)
+            if log is not None:
+                log(
+                    f"epoch {state.epoch:4d}  loss {loss:.4f}  valid ndcg_5 {valid['ndcg_5']:.4f}"
+                    f"  recall_5 {valid['recall_5']:.4f}  best {state.best_score:.4f}"
+                    f" @ {state.best_epoch}  {train_seconds:.1f}s + eval {eval_seconds:.1f}s"
+                )
+            if callback is not None:
+                callback(record, self.checkpoint)
+        return state
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this epoch ended."""
+        state = self.state
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "fit": {
+                "epoch": state.epoch,
+                "best_epoch": state.best_epoch,
+                "best_score": state.best_score,
+                "best_valid": state.best_valid,
+                "best_model": state.best_model,
+                "history": [asdict(record) for record in state.history],
+            },
+        }
+
+    def load_state(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.generator.set_state(checkpoint["generator"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        fit = dict(checkpoint["fit"])
+        fit["history"] = [EpochRecord(**record) for record in fit["history"]]
+        self.state = FitState(**fit)

@@ -1,0 +1,124 @@
+"""run_trial(config) -> TrialResult: fit with validation, then score the test split once with
+the best-validation state. The same function serves `orchestrate.py --trial` and Ray Tune."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from awr.config import TrialConfig
+from awr.data.batches import build_eval_tensors, build_train_tensors
+from awr.data.datasets import SequenceData, load_dataset
+from awr.data.synthetic import planted_dataset
+from awr.eval.evaluate import evaluate
+from awr.models.registry import build_model, count_parameters
+from awr.train.trainer import EpochCallback, EpochRecord, Trainer
+
+CAPTURE_POSITIONS = 15
+
+
+@dataclass
+class TrialResult:
+    config: TrialConfig
+    best_epoch: int
+    epochs_run: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    num_params: int
+    seconds: float
+    data_checksum: str
+    history: list[EpochRecord] = field(default_factory=list)
+    attention: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON object printed by `--trial`."""
+        return {
+            "config": self.config.to_dict(),
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "valid": self.valid,
+            "test": self.test,
+            "num_params": self.num_params,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def load_data(config: TrialConfig, data_dir: str | None = None) -> SequenceData:
+    """The dataset by name or path; `synthetic` is the planted-rule dataset used in tests."""
+    if config.dataset == "synthetic":
+        return planted_dataset(seed=0)
+    return load_dataset(config.dataset, data_dir)
+
+
+def capture_attention(
+    model: torch.nn.Module, inputs: torch.Tensor, positions: int = CAPTURE_POSITIONS
+) -> dict[str, np.ndarray]:
+    """Each layer's A and refined A' for the last `positions` positions of `inputs` (B, L):
+    arrays `layer{i}_A`, `layer{i}_refined` of shape (B, H, positions, positions)."""
+    layers = model.attention_layers()
+    for layer in layers:
+        layer.captured = []
+    try:
+        with torch.inference_mode():
+            model.eval()
+            model.score_all(inputs)
+        arrays: dict[str, np.ndarray] = {}
+        for index, layer in enumerate(layers):
+            attn, refined = layer.captured[0]
+            arrays[f"layer{index}_A"] = attn[..., -positions:, -positions:].float().cpu().numpy()
+            if not layer.refinement.is_identity:
+                window = refined[..., -positions:, -positions:]
+                arrays[f"layer{index}_refined"] = window.float().cpu().numpy()
+        return arrays
+    finally:
+        for layer in layers:
+            layer.captured = None
+
+
+def run_trial(
+    config: TrialConfig,
+    *,
+    data_dir: str | None = None,
+    callback: EpochCallback | None = None,
+    checkpoint: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = print,
+    capture_users: int = 0,
+) -> TrialResult:
+    """Train `config` with early stopping on validation NDCG@5 and test once at the best epoch.
+
+    `checkpoint` (from a callback's `state()`) resumes an interrupted run exactly;
+    `capture_users` > 0 records the attention of that many test users at the best state.
+    """
+    started = time.perf_counter()
+    device = torch.device(config.device)
+    data = load_data(config, data_dir)
+    train = build_train_tensors(data, config.max_len, device)
+    valid = build_eval_tensors(data, config.max_len, "valid", device)
+    torch.manual_seed(config.seed)
+    model = build_model(config, data.num_items).to(device)
+    trainer = Trainer(model, config, train, valid, data.num_items)
+    if checkpoint is not None:
+        trainer.load_state(checkpoint)
+    state = trainer.fit(callback, log)
+    if state.best_model is not None:
+        model.load_state_dict(state.best_model)
+    test = build_eval_tensors(data, config.max_len, "test", device)
+    test_metrics = evaluate(model, test, config.eval_batch_size)
+    attention = capture_attention(model, test.inputs[:capture_users]) if capture_users else {}
+    return TrialResult(
+        config=config,
+        best_epoch=state.best_epoch,
+        epochs_run=state.epoch,
+        valid=state.best_valid,
+        test=test_metrics,
+        num_params=count_parameters(model),
+        seconds=time.perf_counter() - started,
+        data_checksum=data.checksum,
+        history=state.history,
+        attention=attention,
+    )
