@@ -71,5 +71,17 @@ def wasserstein_distance(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: T
 
 
 def wasserstein_scores(mean_q: Tensor, cov_q: Tensor, mean_k: Tensor, cov_k: Tensor) -> Tensor:
-    """STOSA's score: -W2(q_i, k_j) / sqrt(d), (B, H, L, d) each -> (B, H, L, L)."""
-    return -wasserstein_distance_matrix(mean_q, cov_q, mean_k, cov_k) / math.sqrt(mean_q.shape[-1])
+    """STOSA's score: -W2(q_i, k_j) / sqrt(d), (B, H, L, d) each -> (B, H, L, L).
+
+    One matmul of augmented vectors gives -W2 without any further (L, L) temporaries:
+    [2 mu_q, 2 sqrt(c_q), -(|mu_q|^2 + sum c_q), 1] . [mu_k, sqrt(c_k), 1, -(|mu_k|^2 + sum c_k)].
+    """
+    sqrt_q = cov_q.clamp_min(MIN_COV).sqrt()
+    sqrt_k = cov_k.clamp_min(MIN_COV).sqrt()
+    norm_q = mean_q.pow(2).sum(-1, keepdim=True) + cov_q.sum(-1, keepdim=True)  # (..., L, 1)
+    norm_k = mean_k.pow(2).sum(-1, keepdim=True) + cov_k.sum(-1, keepdim=True)
+    ones = torch.ones_like(norm_q)
+    query = torch.cat([2 * mean_q, 2 * sqrt_q, -norm_q, ones], dim=-1)  # (..., L, 2d + 2)
+    key = torch.cat([mean_k, sqrt_k, torch.ones_like(norm_k), -norm_k], dim=-1)
+    negative_distance = (query @ key.transpose(-1, -2)).clamp_max(-MIN_COV)  # (..., L, L)
+    return negative_distance / math.sqrt(mean_q.shape[-1])
