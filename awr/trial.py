@@ -63,6 +63,7 @@ def capture_attention(
     layers = model.attention_layers()
     for layer in layers:
         layer.captured = []
+    trim, model.trim_padding = model.trim_padding, False  # full (L, L) maps for every user
     try:
         with torch.inference_mode():
             model.eval()
@@ -76,6 +77,7 @@ def capture_attention(
                 arrays[f"layer{index}_refined"] = window.float().cpu().numpy()
         return arrays
     finally:
+        model.trim_padding = trim
         for layer in layers:
             layer.captured = None
 

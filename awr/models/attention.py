@@ -27,6 +27,16 @@ def attention_mask(input_ids: Tensor) -> Tensor:
     return causal[None, None] & keys  # (B, 1, L, L)
 
 
+def padding_columns(input_ids: Tensor) -> int:
+    """How many leading columns of a left-padded batch (B, L) are padding in every row.
+
+    The backbones skip them: with causal attention and masked padded keys, outputs at the other
+    positions do not change (the tests compare both).
+    """
+    used = (input_ids > 0).any(0)  # (L,)
+    return int(used.int().argmax()) if bool(used.any()) else 0
+
+
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis with masked entries at zero weight.
 

@@ -5,6 +5,11 @@ causal + padding mask (B, 1, L, L) and the query mask (B, 1, L, 1), and returns 
 replace A in the aggregation: SASRec computes `R V`, STOSA `R V_mu` and `(R * R) V_sigma`.
 So "what replaces A V" is always `R` aggregated by the backbone's own rule.
 
+The backbones drop the leading columns that are padding in every row of a batch, so A may be a
+window (B, H, l, l) over the last l <= L positions. The L x L matrices are then sliced to the
+rows (and, for W'_V, columns) of those positions; the result equals the full computation
+restricted to the window, because A is zero on padded keys and padded rows.
+
 New parameters are L x L matrices (L = max_len) initialised normal(0, 0.02), shared across heads
 unless `per_head` (then H x L x L). Every refined score matrix is masked again before its
 softmax; rows of padded query positions are zeroed before and after refining, so the output at
@@ -25,16 +30,17 @@ from awr.models.attention import masked_softmax, wasserstein_scores
 
 def refine_simple(attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor) -> Tensor:
     """M1: Q' = A W'_Q, K' = A W'_K, A' = softmax(mask(Q' K'^T / sqrt(L)))."""
-    length = attn.shape[-1]
-    query = attn @ w_q  # (B, H, L, L)
-    key = attn @ w_k  # (B, H, L, L)
+    window, length = attn.shape[-1], w_q.shape[-1]  # l <= L = max_len
+    query = attn @ w_q[..., -window:, :]  # (B, H, l, L)
+    key = attn @ w_k[..., -window:, :]  # (B, H, l, L)
     return masked_softmax(query @ key.transpose(-1, -2) / math.sqrt(length), mask)
 
 
 def refine_value(attn: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, mask: Tensor) -> Tensor:
     """M2: V' = A W'_V, A2 = mask(A' V') with A' from M1 (zeros where the mask forbids)."""
     refined = refine_simple(attn, w_q, w_k, mask)
-    value = attn @ w_v  # (B, H, L, L)
+    window = attn.shape[-1]
+    value = attn @ w_v[..., -window:, -window:]  # (B, H, l, l)
     return (refined @ value).masked_fill(~mask, 0.0)
 
 
@@ -46,9 +52,10 @@ def refine_additive(attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor, mix: T
 def refine_stochastic(attn: Tensor, w_mu: Tensor, w_cov: Tensor, mask: Tensor) -> Tensor:
     """M4: a Gaussian per row of A, mu' = A W'_mu, c' = ELU(A W'_c) + 1,
     A' = softmax(mask(-W2(mu'_i, c'_i; mu'_j, c'_j) / sqrt(L)))."""
-    mean = attn @ w_mu  # (B, H, L, L)
-    cov = F.elu(attn @ w_cov) + 1  # (B, H, L, L)
-    return masked_softmax(wasserstein_scores(mean, cov, mean, cov), mask)
+    window = attn.shape[-1]
+    mean = attn @ w_mu[..., -window:, :]  # (B, H, l, L)
+    cov = F.elu(attn @ w_cov[..., -window:, :]) + 1  # (B, H, l, L)
+    return masked_softmax(wasserstein_scores(mean, cov, mean, cov), mask)  # / sqrt(L)
 
 
 class Refinement(nn.Module):

@@ -20,7 +20,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from awr.config import TrialConfig
-from awr.models.attention import attention_mask, dot_product_scores, masked_softmax
+from awr.models.attention import (
+    attention_mask,
+    dot_product_scores,
+    masked_softmax,
+    padding_columns,
+)
 from awr.models.refine import Refinement
 from awr.train.loss import bce_loss, ce_loss
 
@@ -132,25 +137,34 @@ class SASRec(nn.Module):
         self.blocks = nn.ModuleList(
             SASRecBlock(config, score_fn, refinement_factory()) for _ in range(config.num_layers)
         )
+        self.trim_padding = True  # skip columns that are padding in every row (same outputs)
         self.apply(init_weights)
 
     def attention_layers(self) -> list[SelfAttention]:
         return [block.attention for block in self.blocks]
 
     def encode(self, input_ids: Tensor) -> Tensor:
-        """input_ids (B, L) left-padded -> hidden states (B, L, D)."""
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        """input_ids (B, L) left-padded -> hidden states (B, L, D); skipped columns are 0."""
+        hidden, skipped = self.encode_window(input_ids)
+        return F.pad(hidden, (0, 0, skipped, 0))
+
+    def encode_window(self, input_ids: Tensor) -> tuple[Tensor, int]:
+        """(B, L) -> hidden states of the last l positions (B, l, D) and the L - l skipped."""
+        skipped = padding_columns(input_ids) if self.trim_padding else 0
+        input_ids = input_ids[:, skipped:]  # (B, l)
+        positions = torch.arange(skipped, skipped + input_ids.shape[1], device=input_ids.device)
         x = self.item_embedding(input_ids) + self.position_embedding(positions)[None]
         x = self.embedding_dropout(self.embedding_norm(x))  # (B, L, D)
         mask = attention_mask(input_ids)  # (B, 1, L, L)
         query_mask = (input_ids > 0)[:, None, :, None].to(x.dtype)  # (B, 1, L, 1)
         for block in self.blocks:
             x = block(x, mask, query_mask)
-        return x
+        return x, skipped
 
     def loss(self, input_ids: Tensor, targets: Tensor, negatives: Tensor) -> Tensor:
         """input_ids, targets, negatives (B, L); 0 marks padding in targets."""
-        hidden = self.encode(input_ids)  # (B, L, D)
+        hidden, skipped = self.encode_window(input_ids)  # (B, l, D)
+        targets, negatives = targets[:, skipped:], negatives[:, skipped:]
         valid = targets > 0
         if self.config.loss == "ce":
             logits = hidden[valid] @ self.item_embedding.weight.T  # (M, N+1)
@@ -161,5 +175,5 @@ class SASRec(nn.Module):
 
     def score_all(self, input_ids: Tensor) -> Tensor:
         """Scores of every item id for the last position: (B, L) -> (B, N+1); column 0 is pad."""
-        last = self.encode(input_ids)[:, -1]  # (B, D)
+        last = self.encode_window(input_ids)[0][:, -1]  # (B, D)
         return last @ self.item_embedding.weight.T

@@ -29,6 +29,7 @@ from awr.config import TrialConfig
 from awr.models.attention import (
     attention_mask,
     masked_softmax,
+    padding_columns,
     wasserstein_distance,
     wasserstein_distance_matrix,
     wasserstein_scores,
@@ -141,14 +142,15 @@ class STOSA(nn.Module):
         self.layers = nn.ModuleList(
             STOSALayer(config, score_fn, refinement_factory()) for _ in range(config.num_layers)
         )
+        self.trim_padding = True  # skip columns that are padding in every row (same outputs)
         self.apply(init_weights)
 
     def attention_layers(self) -> list[WassersteinAttention]:
         return [layer.attention for layer in self.layers]
 
-    def embed(self, input_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, L) -> mean, cov (B, L, D)."""
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    def embed(self, input_ids: Tensor, skipped: int = 0) -> tuple[Tensor, Tensor]:
+        """(B, l) ids of the last l positions -> mean, cov (B, l, D)."""
+        positions = torch.arange(skipped, skipped + input_ids.shape[1], device=input_ids.device)
         mean = self.item_mean(input_ids) + self.position_mean(positions)[None]
         cov = self.item_cov(input_ids) + self.position_cov(positions)[None]
         mean = F.elu(self.embedding_dropout(self.embedding_norm(mean)))
@@ -156,22 +158,31 @@ class STOSA(nn.Module):
         return mean, cov
 
     def encode(self, input_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """input_ids (B, L) left-padded -> sequence Gaussians: mean, cov (B, L, D)."""
-        mean, cov = self.embed(input_ids)
+        """input_ids (B, L) left-padded -> sequence Gaussians: mean, cov (B, L, D); skipped
+        columns are 0."""
+        mean, cov, skipped = self.encode_window(input_ids)
+        return F.pad(mean, (0, 0, skipped, 0)), F.pad(cov, (0, 0, skipped, 0))
+
+    def encode_window(self, input_ids: Tensor) -> tuple[Tensor, Tensor, int]:
+        """(B, L) -> mean, cov of the last l positions (B, l, D) and the L - l skipped."""
+        skipped = padding_columns(input_ids) if self.trim_padding else 0
+        input_ids = input_ids[:, skipped:]  # (B, l)
+        mean, cov = self.embed(input_ids, skipped)
         mask = attention_mask(input_ids)  # (B, 1, L, L)
         query_mask = (input_ids > 0)[:, None, :, None].to(mean.dtype)  # (B, 1, L, 1)
         for layer in self.layers:
             layer_mean, cov = layer(mean, cov, mask, query_mask)
             if not self.config.stosa_released_code:
                 mean = layer_mean
-        return mean, cov
+        return mean, cov, skipped
 
     def item_gaussians(self, item_ids: Tensor) -> tuple[Tensor, Tensor]:
         return self.item_mean(item_ids), positive(self.item_cov(item_ids))
 
     def loss(self, input_ids: Tensor, targets: Tensor, negatives: Tensor) -> Tensor:
         """input_ids, targets, negatives (B, L); 0 marks padding in targets."""
-        mean, cov = self.encode(input_ids)  # (B, L, D)
+        mean, cov, skipped = self.encode_window(input_ids)  # (B, l, D)
+        targets, negatives = targets[:, skipped:], negatives[:, skipped:]
         valid = targets > 0
         if self.config.loss == "ce":
             item_mean, item_cov = self.item_gaussians_all()  # (N+1, D) each
@@ -187,7 +198,7 @@ class STOSA(nn.Module):
 
     def score_all(self, input_ids: Tensor) -> Tensor:
         """-W2 of every item id to the last position: (B, L) -> (B, N+1); column 0 is pad."""
-        mean, cov = self.encode(input_ids)
+        mean, cov, _ = self.encode_window(input_ids)
         item_mean, item_cov = self.item_gaussians_all()
         return -wasserstein_distance_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
 

@@ -1,0 +1,33 @@
+"""Skipping the leading all-padding columns of a batch changes no output and no loss."""
+
+import pytest
+import torch
+
+from awr.config import MECHANISMS_BY_BACKBONE, TrialConfig
+from awr.models.registry import build_model
+
+PAIRS = [(b, m) for b, ms in MECHANISMS_BY_BACKBONE.items() for m in ms]
+
+
+@pytest.mark.parametrize("per_head", [False, True])
+@pytest.mark.parametrize("backbone,mechanism", PAIRS)
+def test_trimmed_window_equals_full_window(backbone, mechanism, per_head):
+    config = TrialConfig(backbone=backbone, mechanism=mechanism, max_len=12, hidden_size=16,
+                         num_heads=2, num_layers=2, refine_per_head=per_head)
+    torch.manual_seed(0)
+    model = build_model(config, num_items=30).eval()
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 31, (4, 12), generator=generator)
+    for row, pad in enumerate([5, 7, 9, 5]):  # at least 5 all-padding columns
+        ids[row, :pad] = 0
+    targets = torch.randint(1, 31, (4, 12), generator=generator).masked_fill(ids == 0, 0)
+    negatives = torch.randint(1, 31, (4, 12), generator=generator).masked_fill(ids == 0, 0)
+    outputs = {}
+    for trim in (True, False):
+        model.trim_padding = trim
+        encoded = model.encode(ids)
+        encoded = encoded if isinstance(encoded, tuple) else (encoded,)
+        outputs[trim] = [e[ids > 0] for e in encoded]
+        outputs[trim] += [model.score_all(ids), model.loss(ids, targets, negatives)[None]]
+    for trimmed, full in zip(outputs[True], outputs[False], strict=True):
+        torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)
