@@ -1,0 +1,187 @@
+"""build_report: tables, figures and report.md for one sweep, logged back to MLflow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from analysis import figure_data, figures
+from analysis.complexity import complexity_table, load_bench
+from analysis.names import RANK_CUTOFFS, dataset_label, split_key
+from analysis.report_text import FigureEntry, ReportContent, render_report
+from analysis.runs import (
+    client_for,
+    find_experiment,
+    finished,
+    runs_frame,
+    search_trial_runs,
+    status_counts,
+)
+from analysis.selection import final_stage
+from analysis.tables import TABLE2_CELLS, table2, table3, table_runs
+
+REPORT_FILE = "report.md"
+FIGURE_FILES = {
+    2: "figure2_ndcg_at_n.png",
+    3: "figure3_attention.png",
+    4: "figure4_valid_ndcg5.png",
+    5: "figure5_grad_norm.png",
+}
+OUTPUT_FILES = (REPORT_FILE, "table2.csv", "table3.csv", "complexity.csv", *FIGURE_FILES.values())
+
+
+def build_report(
+    sweep: str,
+    tracking_uri: str,
+    out_dir: Path,
+    bench_json: Path | None = None,
+    *,
+    figure_dataset: str | None = None,
+    attention_mechanism: str = "simple",
+) -> Path:
+    """Write out_dir/report.md with Table 2 (and Table 3, complexity table when the data has
+    them), CSVs and figures; log the folder on a `report` run of the sweep's experiment.
+
+    Raises ValueError naming the sweep and tracking URI when the experiment is missing or has
+    no finished trial runs. Returns the path of report.md.
+    """
+    client = client_for(tracking_uri)
+    experiment = find_experiment(client, sweep, tracking_uri)
+    trials = runs_frame(search_trial_runs(client, experiment.experiment_id))
+    counts = status_counts(trials) if not trials.empty else {}
+    done = finished(trials)
+    if done.empty:
+        raise ValueError(
+            f"sweep {sweep!r} at tracking URI {tracking_uri!r} has no finished trial runs "
+            f"(trial runs by status: {counts or 'none'})"
+        )
+    bench = load_bench(bench_json) if bench_json is not None else None
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+
+    final = finished(final_stage(trials))
+    layers = sorted(set(final["num_layers"].dropna().astype(int))) if "num_layers" in final else []
+    several_layers = len(layers) > 1
+    table2_layers = 1 if several_layers and 1 in layers else None
+    t2_trials = trials if table2_layers is None else trials[trials["num_layers"] == 1]
+    t2 = table2(trials, num_layers=table2_layers)
+    t2.numeric.to_csv(out_dir / "table2.csv", index=False)
+    t3 = table3(trials) if several_layers else None
+    if t3 is not None:
+        t3.numeric.to_csv(out_dir / "table3.csv", index=False)
+    comp = complexity_table(bench) if bench is not None else None
+    if comp is not None:
+        comp.numeric.to_csv(out_dir / "complexity.csv", index=False)
+
+    runs = table_runs(t2_trials, TABLE2_CELLS)
+    entries = make_figures(tracking_uri, runs, out_dir, figure_dataset, attention_mechanism)
+    content = ReportContent(
+        sweep=sweep,
+        tracking_uri=tracking_uri,
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        counts=counts,
+        table2=t2,
+        table2_note="Runs with 1 layer, as in the paper's Table 2." if table2_layers else "",
+        table3=t3,
+        complexity=comp,
+        figures=entries,
+        facts=provenance(done, runs),
+    )
+    path = out_dir / REPORT_FILE
+    path.write_text(render_report(content), encoding="utf-8")
+    log_report(client, experiment.experiment_id, sweep, out_dir, counts)
+    return path
+
+
+def provenance(done: pd.DataFrame, used: pd.DataFrame) -> list[str]:
+    """Short facts for the report header: what the runs cover and which code and data made them."""
+
+    def values(column: str) -> str:
+        present = sorted({str(v) for v in done[column].dropna()}) if column in done else []
+        return ", ".join(f"`{v}`" for v in present) or "not recorded"
+
+    stages = sorted({str(s) for s in used["stage"].dropna()})
+    return [
+        f"Datasets: {values('dataset')}; backbones: {values('backbone')}; "
+        f"mechanisms: {values('mechanism')}",
+        f"Runs in Table 2 and the figures: {len(used)} (stage {', '.join(stages) or 'untagged'}; "
+        "one config per cell, chosen by validation NDCG@5)",
+        f"Code commits: {values('git_commit')}; data checksums: {values('data_checksum')}",
+    ]
+
+
+def make_figures(
+    tracking_uri: str,
+    runs: pd.DataFrame,
+    out_dir: Path,
+    dataset: str | None = None,
+    mechanism: str = "simple",
+) -> list[FigureEntry]:
+    """Draw Figures 2-5 for one dataset from `runs` (the Table 2 runs); skip those without
+    data, saying why."""
+    chosen_dataset = figure_data.pick_dataset(runs, dataset)
+    if chosen_dataset is None:
+        reason = "no finished runs"
+        return [FigureEntry(n, f"Figure {n}", None, reason) for n in FIGURE_FILES]
+    name = dataset_label(chosen_dataset)
+    entries = [_figure2(runs, out_dir, chosen_dataset)]
+
+    maps = figure_data.attention_maps(tracking_uri, runs, chosen_dataset, mechanism)
+    title3 = f"attention of the last 15 positions, layer 0, {name}"
+    if maps:
+        file = FIGURE_FILES[3]
+        figures.figure_attention(maps, out_dir / file, f"Figure 3: {title3}")
+        note = "Mean over users and heads; original from a `none` run, the other two panels "
+        note += f"from a `{mechanism}` run of the same seed."
+        entries.append(FigureEntry(3, title3, file, note))
+    else:
+        why = f"no pair of `none` and `{mechanism}` runs with the same seed and attention.npz"
+        entries.append(FigureEntry(3, title3, None, why))
+
+    chosen = figure_data.representatives(runs, chosen_dataset)
+    subtitle = f"{name}, smallest seed per mechanism"
+    for number, key, draw, title in (
+        (4, "valid/ndcg_5", figures.figure_valid_curves, "validation NDCG@5 per epoch"),
+        (5, "grad_norm", figures.figure_grad_norm, "global gradient norm, final 50 epochs"),
+    ):
+        curves = figure_data.history_curves(tracking_uri, chosen, key)
+        if curves:
+            draw(curves, out_dir / FIGURE_FILES[number], subtitle)
+            entries.append(FigureEntry(number, f"{title}, {subtitle}", FIGURE_FILES[number]))
+        else:
+            entries.append(FigureEntry(number, title, None, f"no `{key}` history in the runs"))
+    return entries
+
+
+def _figure2(runs: pd.DataFrame, out_dir: Path, dataset: str) -> FigureEntry:
+    title = f"test NDCG@N, N = 1..20, {dataset_label(dataset)}"
+    columns = [split_key("test", f"ndcg_{n}") for n in RANK_CUTOFFS]
+    of_dataset = runs[runs["dataset"] == dataset]
+    if not all(c in of_dataset for c in columns) or of_dataset[columns].dropna().empty:
+        return FigureEntry(2, title, None, "no run has all of test/ndcg_1 ... test/ndcg_20")
+    figures.figure_ndcg_at_n(of_dataset, out_dir / FIGURE_FILES[2], dataset)
+    return FigureEntry(2, title, FIGURE_FILES[2], "Mean over seeds; band = ±1 std.")
+
+
+def log_report(
+    client: MlflowClient, experiment_id: str, sweep: str, out_dir: Path, counts: dict[str, int]
+) -> str:
+    """Log out_dir as the artifacts of a run named `report` (tag awr.kind=report); its id."""
+    tags = {"awr.kind": "report", "sweep": sweep}
+    run_id = client.create_run(experiment_id, run_name="report", tags=tags).info.run_id
+    status = "FAILED"
+    try:
+        stamp = int(datetime.now(UTC).timestamp() * 1000)
+        metrics = [Metric(f"runs_{k.lower()}", float(v), stamp, 0) for k, v in counts.items()]
+        client.log_batch(run_id, metrics=metrics)
+        client.log_artifacts(run_id, str(out_dir))
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run_id, status)
+    return run_id

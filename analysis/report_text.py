@@ -1,0 +1,131 @@
+"""The text of report.md from already computed tables and figure entries (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from analysis.markdown import escape
+from analysis.paper import ARXIV_ID, PAPER, TABLE2_SOURCE, TABLE3_SOURCE
+from analysis.stats import ALPHA, MIN_PAIRS_TTEST, MIN_PAIRS_WILCOXON, TTEST_MARK, WILCOXON_MARK
+from analysis.tables import Table
+
+
+@dataclass(frozen=True)
+class FigureEntry:
+    """A figure of the report: its file name when drawn, else why it was skipped."""
+
+    number: int
+    title: str
+    file: str | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    sweep: str
+    tracking_uri: str
+    date: str
+    counts: dict[str, int]
+    table2: Table
+    table2_note: str = ""
+    table3: Table | None = None
+    complexity: Table | None = None
+    figures: Sequence[FigureEntry] = ()
+    facts: Sequence[str] = field(default_factory=tuple)
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    done = counts.get("FINISHED", 0)
+    failed = counts.get("FAILED", 0)
+    others = {k: v for k, v in counts.items() if k not in ("FINISHED", "FAILED")}
+    text = f"{done} finished, {failed} failed"
+    if others:
+        text += ", " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(others.items()))
+    return text + " (only finished runs count)"
+
+
+def legend() -> list[str]:
+    return [
+        "## Legend",
+        "",
+        "- Cells: mean ± sample standard deviation (ddof=1) of the test metric over seeds, "
+        "with n the number of seeds (± 0 when n=1); then the relative change of that mean vs "
+        "the original backbone in the same column; then the paper's value and, for mechanism "
+        "rows, the paper's own relative change vs its original.",
+        "- Test metrics are each trial's scores at its best-validation epoch (early stopping on "
+        "validation NDCG@5; test scored once). Where a cell holds several configs, the one "
+        "with the highest mean validation NDCG@5 is shown. Nothing is chosen by test metrics.",
+        f"- {escape(TTEST_MARK)}: paired two-sided t-test (scipy.stats.ttest_rel) of mechanism vs "
+        f"original over seeds, p < {ALPHA}, computed with at least {MIN_PAIRS_TTEST} pairs.",
+        f"- {WILCOXON_MARK}: paired two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon), "
+        f"p < {ALPHA}, computed only with at least {MIN_PAIRS_WILCOXON} pairs.",
+        "- Pairs: runs with the same seed, dataset, backbone, stage and config apart from the "
+        "mechanism's own options (mechanism, refine_per_head, additive_mix) and execution-only "
+        "ones (device, eval_batch_size, compile). p-values are in the CSV files.",
+        "- A dash marks a cell without data. The paper reports single runs without variance.",
+    ]
+
+
+def _figures(entries: Sequence[FigureEntry]) -> list[str]:
+    lines = ["## Figures", ""]
+    for entry in entries:
+        if entry.file:
+            lines += [f"### Figure {entry.number}: {entry.title}", ""]
+            lines += [f"![Figure {entry.number}]({entry.file})", ""]
+            if entry.note:
+                lines += [entry.note, ""]
+    skipped = [e for e in entries if not e.file]
+    if skipped:
+        lines += ["Skipped figures:", ""]
+        lines += [f"- Figure {e.number} ({e.title}): {e.note}" for e in skipped]
+        lines.append("")
+    return lines
+
+
+def render_report(content: ReportContent) -> str:
+    """report.md: header facts, Table 2, Table 3, complexity, figures, legend, source."""
+    lines = [
+        f"# AWRSR reproduction report: sweep `{content.sweep}`",
+        "",
+        f"- Date: {content.date}",
+        f"- Tracking URI: `{content.tracking_uri}` (experiment `{content.sweep}`)",
+        f"- Trial runs: {_counts_line(content.counts)}",
+        *[f"- {fact}" for fact in content.facts],
+        "",
+        "## Table 2: Recall@1, Recall@5, NDCG@5 (test)",
+        "",
+    ]
+    if content.table2_note:
+        lines += [content.table2_note, ""]
+    lines += [content.table2.markdown(), "", "Numbers: [table2.csv](table2.csv)", ""]
+    if content.table3 is not None:
+        lines += ["## Table 3: NDCG@5 (test) by number of layers", ""]
+        lines += [content.table3.markdown(), "", "Numbers: [table3.csv](table3.csv)", ""]
+    if content.complexity is not None:
+        lines += [
+            "## Complexity (benchmark)",
+            "",
+            "L = maximum sequence length, d = hidden size, device as benchmarked. Extra "
+            "(counted) = parameters beyond the original backbone at the same setting; extra "
+            "(paper) = k·L²·layers with k = 2 (simple), 3 (value), 2 (additive), "
+            "2 (stochastic), times heads when the refinement is per head (records that do not say "
+            "so are taken as shared across heads).",
+            "",
+            content.complexity.markdown(),
+            "",
+            "Numbers: [complexity.csv](complexity.csv)",
+            "",
+        ]
+    lines += _figures(content.figures)
+    lines += legend()
+    lines += [
+        "",
+        "## Source of the paper's values",
+        "",
+        f"{PAPER}, arXiv {ARXIV_ID} (https://arxiv.org/abs/{ARXIV_ID}): "
+        f"{TABLE2_SOURCE.rsplit(', ', 1)[-1]} and {TABLE3_SOURCE.rsplit(', ', 1)[-1]}, "
+        "values as printed.",
+        "",
+    ]
+    return "\n".join(lines)
