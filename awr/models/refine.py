@@ -29,11 +29,15 @@ from awr.models.attention import masked_softmax, wasserstein_scores
 
 
 def refine_simple(attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor) -> Tensor:
-    """M1: Q' = A W'_Q, K' = A W'_K, A' = softmax(mask(Q' K'^T / sqrt(L)))."""
+    """M1: Q' = A W'_Q, K' = A W'_K, A' = softmax(mask(Q' K'^T / sqrt(L))).
+
+    Computed as (A (W'_Q W'_K^T)) A^T: the same product with two batched (l, l) matmuls
+    instead of three, since W'_Q W'_K^T is formed once per call, not per sequence.
+    """
     window, length = attn.shape[-1], w_q.shape[-1]  # l <= L = max_len
-    query = attn @ w_q[..., -window:, :]  # (B, H, l, L)
-    key = attn @ w_k[..., -window:, :]  # (B, H, l, L)
-    return masked_softmax(query @ key.transpose(-1, -2) / math.sqrt(length), mask)
+    bilinear = w_q[..., -window:, :] @ w_k[..., -window:, :].transpose(-1, -2)  # (l, l)
+    scores = (attn @ bilinear) @ attn.transpose(-1, -2)  # Q' K'^T: (B, H, l, l)
+    return masked_softmax(scores / math.sqrt(length), mask)
 
 
 def refine_value(attn: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, mask: Tensor) -> Tensor:
