@@ -1,11 +1,11 @@
 """awr's command line.
 
-    python orchestrate.py --sweep [NAME]           run a sweep (default: quick) with local Ray
-    python orchestrate.py --trial key=value ...    one local trial, no Ray; prints a JSON line
-    python orchestrate.py --data-stats NAME        users, items, interactions, lengths
-    python orchestrate.py --list                   the sweeps and their trial counts
-    python orchestrate.py --report SWEEP           tables and figures from MLflow
-    python orchestrate.py --ui                     the MLflow UI for a sweep's store
+python orchestrate.py --sweep [NAME]           run a sweep (default: quick) with local Ray
+python orchestrate.py --trial key=value ...    one local trial, no Ray; prints a JSON line
+python orchestrate.py --data-stats NAME        users, items, interactions, lengths
+python orchestrate.py --list                   the sweeps and their trial counts
+python orchestrate.py --report SWEEP           tables and figures from MLflow
+python orchestrate.py --ui                     the MLflow UI for a sweep's store
 """
 
 from __future__ import annotations
@@ -23,10 +23,19 @@ def build_parser() -> argparse.ArgumentParser:
         "reports.",
     )
     job = parser.add_mutually_exclusive_group(required=True)
-    job.add_argument("--sweep", nargs="?", const="quick", metavar="NAME",
-                     help="run the named sweep (default: quick); see --list")
-    job.add_argument("--trial", nargs="*", metavar="KEY=VALUE",
-                     help="one local trial without Ray; keys are TrialConfig fields")
+    job.add_argument(
+        "--sweep",
+        nargs="?",
+        const="quick",
+        metavar="NAME",
+        help="run the named sweep (default: quick); see --list",
+    )
+    job.add_argument(
+        "--trial",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="one local trial without Ray; keys are TrialConfig fields",
+    )
     job.add_argument("--data-stats", metavar="NAME", help="dataset statistics (name or path)")
     job.add_argument("--list", action="store_true", help="list the sweeps with trial counts")
     job.add_argument("--report", metavar="SWEEP", help="write the report of a finished sweep")
@@ -34,15 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="dataset folder (default: $AWR_DATA_DIR, else ./data)")
     parser.add_argument("--json", metavar="PATH", help="--trial: also write the result JSON here")
     parser.add_argument("--out", default="runs", help="sweep output folder (default: runs/)")
-    parser.add_argument("--resume", action="store_true", help="--sweep: continue an interrupted "
-                        "sweep in --out")
+    parser.add_argument(
+        "--resume", action="store_true", help="--sweep: continue an interrupted sweep in --out"
+    )
     parser.add_argument("--dry-run", action="store_true", help="--sweep: print the plan only")
-    parser.add_argument("--address", help="--sweep: attach to a Ray cluster (auto or "
-                        "ray://host:port) instead of starting one")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite store in "
-                        "--out)")
-    parser.add_argument("--gpus-per-trial", type=float, help="--sweep: GPU fraction per trial "
-                        "(default: the sweep's; 0 on machines without GPUs)")
+    parser.add_argument(
+        "--address",
+        help="--sweep: attach to a Ray cluster (auto or ray://host:port) instead of starting one",
+    )
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: sqlite store in --out)"
+    )
+    parser.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        help="--sweep: GPU fraction per trial (default: the sweep's; 0 on machines without GPUs)",
+    )
     parser.add_argument("--bench-json", help="--report: benchmark JSON for the complexity table")
     parser.add_argument("--port", type=int, default=5000, help="--ui: port (default 5000)")
     return parser
@@ -64,9 +80,9 @@ def run_trial_command(args: argparse.Namespace) -> int:
 
 
 def data_stats_command(args: argparse.Namespace) -> int:
+    from awr.config import TrialConfig
     from awr.data.datasets import dataset_stats
     from awr.trial import load_data
-    from awr.config import TrialConfig
 
     data = load_data(TrialConfig(dataset=args.data_stats), args.data_dir)
     stats = dataset_stats(data)
@@ -102,8 +118,9 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from analysis.report import build_report
     from awr.tracking import default_tracking_uri
+
+    from analysis.report import build_report
 
     out = Path(args.out).resolve()
     uri = args.tracking_uri or default_tracking_uri(out)

@@ -121,7 +121,9 @@ def from_pairs(pairs: list[str], base: TrialConfig | None = None) -> TrialConfig
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep:
-            raise ConfigError(f"expected key=value, got {pair!r}; valid keys: {', '.join(field_types())}")
+            raise ConfigError(
+                f"expected key=value, got {pair!r}; valid keys: {', '.join(field_types())}"
+            )
         changes[key.strip()] = parse_value(key.strip(), text)
     return (base or TrialConfig()).replace(**changes)
 

@@ -5,15 +5,26 @@ import pytest
 from awr.config import TrialConfig
 from awr.trial import run_trial
 
-BASE = TrialConfig(dataset="synthetic", hidden_size=32, max_len=20, num_heads=2, lr=5e-3,
-                   batch_size=64, max_epochs=8, patience=8, dropout=0.1, attn_dropout=0.1)
+BASE = TrialConfig(
+    dataset="synthetic",
+    hidden_size=32,
+    max_len=20,
+    num_heads=2,
+    lr=5e-3,
+    batch_size=64,
+    max_epochs=8,
+    patience=8,
+    dropout=0.1,
+    attn_dropout=0.1,
+)
 
 
 @pytest.mark.parametrize("backbone,mechanism", [("sasrec", "none"), ("stosa", "simple")])
 def test_bf16_autocast_matches_fp32_within_tolerance(backbone, mechanism):
     plain = run_trial(BASE.replace(backbone=backbone, mechanism=mechanism), log=None)
-    fast = run_trial(BASE.replace(backbone=backbone, mechanism=mechanism, precision="bf16"),
-                     log=None)
+    fast = run_trial(
+        BASE.replace(backbone=backbone, mechanism=mechanism, precision="bf16"), log=None
+    )
     # bf16 rounds activations to 8 mantissa bits: the losses drift apart, the learned rule not.
     for a, b in zip(plain.history, fast.history, strict=True):
         assert abs(a.train_loss - b.train_loss) <= 0.05 * abs(a.train_loss) + 0.02

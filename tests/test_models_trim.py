@@ -12,8 +12,15 @@ PAIRS = [(b, m) for b, ms in MECHANISMS_BY_BACKBONE.items() for m in ms]
 @pytest.mark.parametrize("per_head", [False, True])
 @pytest.mark.parametrize("backbone,mechanism", PAIRS)
 def test_trimmed_window_equals_full_window(backbone, mechanism, per_head):
-    config = TrialConfig(backbone=backbone, mechanism=mechanism, max_len=12, hidden_size=16,
-                         num_heads=2, num_layers=2, refine_per_head=per_head)
+    config = TrialConfig(
+        backbone=backbone,
+        mechanism=mechanism,
+        max_len=12,
+        hidden_size=16,
+        num_heads=2,
+        num_layers=2,
+        refine_per_head=per_head,
+    )
     torch.manual_seed(0)
     model = build_model(config, num_items=30).eval()
     generator = torch.Generator().manual_seed(1)

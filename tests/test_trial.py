@@ -12,8 +12,18 @@ from awr.config import TrialConfig
 from awr.trial import run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(dataset="synthetic", hidden_size=32, max_len=20, num_heads=2, num_layers=1,
-            dropout=0.1, attn_dropout=0.1, lr=5e-3, batch_size=64, patience=5)
+TINY = dict(
+    dataset="synthetic",
+    hidden_size=32,
+    max_len=20,
+    num_heads=2,
+    num_layers=1,
+    dropout=0.1,
+    attn_dropout=0.1,
+    lr=5e-3,
+    batch_size=64,
+    patience=5,
+)
 
 
 def tiny(**changes) -> TrialConfig:
@@ -69,14 +79,27 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, str(ROOT / "orchestrate.py"), *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
     )
 
 
 def test_cli_trial_one_epoch_on_ml1m(data_dir, tmp_path):
     out = tmp_path / "result.json"
-    proc = run_cli("--trial", "dataset=ml-1m", "max_epochs=1", "max_len=50", "hidden_size=32",
-                   "--data-dir", str(data_dir), "--json", str(out))
+    proc = run_cli(
+        "--trial",
+        "dataset=ml-1m",
+        "max_epochs=1",
+        "max_len=50",
+        "hidden_size=32",
+        "--data-dir",
+        str(data_dir),
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("epoch    1")

@@ -52,7 +52,9 @@ def dot_product_scores(query: Tensor, key: Tensor) -> Tensor:
     return query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])
 
 
-def wasserstein_distance_matrix(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) -> Tensor:
+def wasserstein_distance_matrix(
+    mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor
+) -> Tensor:
     """Squared 2-Wasserstein distance between diagonal Gaussians, all pairs, as matmuls.
 
     mean_a, cov_a: (..., M, d); mean_b, cov_b: (..., N, d) -> (..., M, N).

@@ -146,8 +146,9 @@ def build_refinement(
     return REFINEMENTS[name](max_len, num_heads, per_head)
 
 
-def extra_parameters(name: str, max_len: int, num_layers: int, num_heads: int = 1,
-                     per_head: bool = False) -> int:
+def extra_parameters(
+    name: str, max_len: int, num_layers: int, num_heads: int = 1, per_head: bool = False
+) -> int:
     """SPEC's formula: k * L^2 per layer (k = number of L x L matrices), times H if per head."""
     k = len(REFINEMENTS[name].matrices)
     return k * max_len * max_len * num_layers * (num_heads if per_head else 1)

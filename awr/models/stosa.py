@@ -193,8 +193,9 @@ class STOSA(nn.Module):
         pos_distance = wasserstein_distance(mean, cov, pos_mean, pos_cov)  # (B, L)
         neg_distance = wasserstein_distance(mean, cov, neg_mean, neg_cov)
         pos_neg_distance = wasserstein_distance(pos_mean, pos_cov, neg_mean, neg_cov)
-        return stosa_loss(pos_distance, neg_distance, pos_neg_distance, valid,
-                          self.config.pvn_weight)
+        return stosa_loss(
+            pos_distance, neg_distance, pos_neg_distance, valid, self.config.pvn_weight
+        )
 
     def score_all(self, input_ids: Tensor) -> Tensor:
         """-W2 of every item id to the last position: (B, L) -> (B, N+1); column 0 is pad."""

@@ -29,7 +29,10 @@ def ce_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def stosa_loss(
-    pos_distance: Tensor, neg_distance: Tensor, pos_neg_distance: Tensor, valid: Tensor,
+    pos_distance: Tensor,
+    neg_distance: Tensor,
+    pos_neg_distance: Tensor,
+    valid: Tensor,
     pvn_weight: float,
 ) -> Tensor:
     """STOSA: BPR on distances, -log s(W2(seq, neg) - W2(seq, pos)), plus the positive-vs-negative

@@ -94,7 +94,7 @@ class Trainer:
         self.state = FitState()
 
     def train_epoch(self) -> tuple[float, float]:
-        """One pass over the training users in a seeded order: (mean loss, last step's grad norm)."""
+        """One pass over the training users in a seeded order -> (mean loss, grad norm)."""
         self.model.train()
         tensors = self.train_tensors
         num_rows = tensors.inputs.shape[0]
