@@ -50,7 +50,7 @@ class TrialConfig:
     stosa_released_code: bool = False
     refine_per_head: bool = False
     additive_mix: str = "fixed"
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
     precision: str = "fp32"
     compile: bool = False
 

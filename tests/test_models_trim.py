@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from awr.config import MECHANISMS_BY_BACKBONE, TrialConfig
+from awr.models.attention import wasserstein_distance_matrix
 from awr.models.registry import build_model
 
 PAIRS = [(b, m) for b, ms in MECHANISMS_BY_BACKBONE.items() for m in ms]
@@ -38,3 +39,30 @@ def test_trimmed_window_equals_full_window(backbone, mechanism, per_head):
         outputs[trim] += [model.score_all(ids), model.loss(ids, targets, negatives)[None]]
     for trimmed, full in zip(outputs[True], outputs[False], strict=True):
         torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("released", [False, True])
+@pytest.mark.parametrize("backbone,mechanism", PAIRS)
+def test_score_all_last_position_path_equals_full_encode(backbone, mechanism, released):
+    """score_all computes only the last position in the final layer; compare with full encode."""
+    config = TrialConfig(
+        backbone=backbone,
+        mechanism=mechanism,
+        max_len=10,
+        hidden_size=16,
+        num_heads=2,
+        num_layers=2,
+        stosa_released_code=released,
+    )
+    torch.manual_seed(0)
+    model = build_model(config, num_items=25).eval()
+    ids = torch.randint(1, 26, (3, 10), generator=torch.Generator().manual_seed(2))
+    ids[0, :4] = 0
+    with torch.no_grad():
+        if backbone == "sasrec":
+            expected = model.encode(ids)[:, -1] @ model.item_embedding.weight.T
+        else:
+            mean, cov = model.encode(ids)
+            item_mean, item_cov = model.item_gaussians_all()
+            expected = -wasserstein_distance_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
+        torch.testing.assert_close(model.score_all(ids), expected, atol=1e-5, rtol=1e-5)

@@ -59,30 +59,31 @@ class SelfAttention(nn.Module):
         self.norm = nn.LayerNorm(d, eps=1e-12)
         self.captured: list[tuple[Tensor, Tensor]] | None = None  # set to [] to record A, A'
 
-    def forward(self, x: Tensor, mask: Tensor, query_mask: Tensor) -> Tensor:
-        """x (B, L, D), mask (B, 1, L, L) bool, query_mask (B, 1, L, 1) -> (B, L, D)."""
-        q = split_heads(self.query(x), self.num_heads)  # (B, H, L, d)
-        k = split_heads(self.key(x), self.num_heads)
+    def forward(
+        self, x: Tensor, mask: Tensor, query_mask: Tensor, last_only: bool = False
+    ) -> Tensor:
+        """x (B, L, D), mask (B, 1, L, L) bool, query_mask (B, 1, L, 1) -> (B, L, D), or
+        (B, 1, D) for the last position only when `last_only` (scoring needs no more)."""
+        rows = slice(-1, None) if last_only else slice(None)
+        k = split_heads(self.key(x), self.num_heads)  # (B, H, L, d)
         v = split_heads(self.value(x), self.num_heads)
-        fused = (
-            self.refinement.is_identity
-            and self.captured is None
-            and self.score_fn is dot_product_scores
-        )
-        if fused:
-            additive_mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
-            additive_mask.masked_fill_(~mask, torch.finfo(q.dtype).min)
+        plain = self.refinement.is_identity and self.captured is None
+        if plain and self.score_fn is dot_product_scores:
+            q = split_heads(self.query(x[:, rows]), self.num_heads)  # (B, H, L or 1, d)
+            additive_mask = torch.zeros(mask[..., rows, :].shape, dtype=q.dtype, device=q.device)
+            additive_mask.masked_fill_(~mask[..., rows, :], torch.finfo(q.dtype).min)
             p = self.attn_dropout.p if self.training else 0.0
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask, dropout_p=p)
-            context = context * query_mask  # (B, H, L, d)
+            context = context * query_mask[:, :, rows]  # (B, H, L or 1, d)
         else:
+            q = split_heads(self.query(x), self.num_heads)  # a mechanism needs every row of A
             attn = masked_softmax(self.score_fn(q, k), mask)  # A: (B, H, L, L)
             refined = self.refinement(attn, mask, query_mask)  # R replaces A
             if self.captured is not None:
                 self.captured.append((attn.detach() * query_mask, refined.detach()))
-            context = self.attn_dropout(refined) @ v  # (B, H, L, d)
+            context = self.attn_dropout(refined[..., rows, :]) @ v  # (B, H, L or 1, d)
         out = self.dense(merge_heads(context))
-        return self.norm(x + self.dropout(out))
+        return self.norm(x[:, rows] + self.dropout(out))
 
 
 class FeedForward(nn.Module):
@@ -103,8 +104,10 @@ class SASRecBlock(nn.Module):
         self.attention = SelfAttention(config, score_fn, refinement)
         self.ffn = FeedForward(config.hidden_size, config.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor, query_mask: Tensor) -> Tensor:
-        return self.ffn(self.attention(x, mask, query_mask))
+    def forward(
+        self, x: Tensor, mask: Tensor, query_mask: Tensor, last_only: bool = False
+    ) -> Tensor:
+        return self.ffn(self.attention(x, mask, query_mask, last_only))
 
 
 def init_weights(module: nn.Module) -> None:
@@ -148,8 +151,9 @@ class SASRec(nn.Module):
         hidden, skipped = self.encode_window(input_ids)
         return F.pad(hidden, (0, 0, skipped, 0))
 
-    def encode_window(self, input_ids: Tensor) -> tuple[Tensor, int]:
-        """(B, L) -> hidden states of the last l positions (B, l, D) and the L - l skipped."""
+    def encode_window(self, input_ids: Tensor, last_only: bool = False) -> tuple[Tensor, int]:
+        """(B, L) -> hidden states of the last l positions (B, l, D) and the L - l skipped;
+        with `last_only` the final layer computes the last position alone: (B, 1, D)."""
         skipped = padding_columns(input_ids) if self.trim_padding else 0
         input_ids = input_ids[:, skipped:]  # (B, l)
         positions = torch.arange(skipped, skipped + input_ids.shape[1], device=input_ids.device)
@@ -157,8 +161,8 @@ class SASRec(nn.Module):
         x = self.embedding_dropout(self.embedding_norm(x))  # (B, L, D)
         mask = attention_mask(input_ids)  # (B, 1, L, L)
         query_mask = (input_ids > 0)[:, None, :, None].to(x.dtype)  # (B, 1, L, 1)
-        for block in self.blocks:
-            x = block(x, mask, query_mask)
+        for index, block in enumerate(self.blocks):
+            x = block(x, mask, query_mask, last_only and index == len(self.blocks) - 1)
         return x, skipped
 
     def loss(self, input_ids: Tensor, targets: Tensor, negatives: Tensor) -> Tensor:
@@ -175,5 +179,5 @@ class SASRec(nn.Module):
 
     def score_all(self, input_ids: Tensor) -> Tensor:
         """Scores of every item id for the last position: (B, L) -> (B, N+1); column 0 is pad."""
-        last = self.encode_window(input_ids)[0][:, -1]  # (B, D)
+        last = self.encode_window(input_ids, last_only=True)[0][:, -1]  # (B, D)
         return last @ self.item_embedding.weight.T

@@ -66,20 +66,31 @@ class WassersteinAttention(nn.Module):
         self.captured: list[tuple[Tensor, Tensor]] | None = None  # set to [] to record A, A'
 
     def forward(
-        self, mean: Tensor, cov: Tensor, mask: Tensor, query_mask: Tensor
+        self, mean: Tensor, cov: Tensor, mask: Tensor, query_mask: Tensor, last_only: bool = False
     ) -> tuple[Tensor, Tensor]:
-        """mean, cov (B, L, D); mask (B, 1, L, L) bool; query_mask (B, 1, L, 1)."""
-        q_mu, k_mu, v_mu = (split_heads(lin(mean), self.num_heads) for lin in self.mean_qkv)
-        q_s, k_s, v_s = (split_heads(positive(lin(cov)), self.num_heads) for lin in self.cov_qkv)
+        """mean, cov (B, L, D); mask (B, 1, L, L) bool; query_mask (B, 1, L, 1) -> mean, cov
+        (B, L, D), or (B, 1, D) for the last position only when `last_only`."""
+        rows = slice(-1, None) if last_only else slice(None)
+        plain = self.refinement.is_identity and self.captured is None
+        queries = rows if plain else slice(None)  # a mechanism needs every row of A
+        q_mu, k_mu, v_mu = (
+            split_heads(lin(x), self.num_heads)
+            for lin, x in zip(self.mean_qkv, (mean[:, queries], mean, mean), strict=True)
+        )
+        q_s, k_s, v_s = (
+            split_heads(positive(lin(x)), self.num_heads)
+            for lin, x in zip(self.cov_qkv, (cov[:, queries], cov, cov), strict=True)
+        )
+        mask, query_mask = mask[..., queries, :], query_mask[:, :, queries]
         attn = masked_softmax(self.score_fn(q_mu, q_s, k_mu, k_s), mask)  # A: (B, H, L, L)
         refined = self.refinement(attn, mask, query_mask)  # R replaces A
         if self.captured is not None:
             self.captured.append((attn.detach() * query_mask, refined.detach()))
-        weights = self.attn_dropout(refined)
-        mean_context = merge_heads(weights @ v_mu)  # (B, L, D)
-        cov_context = merge_heads((weights * weights) @ v_s)  # (B, L, D)
-        mean = self.norm(mean + self.dropout(self.mean_dense(mean_context)))
-        cov = self.norm(cov + self.dropout(self.cov_dense(cov_context)))
+        weights = self.attn_dropout(refined[..., rows, :])  # (B, H, L or 1, L)
+        mean_context = merge_heads(weights @ v_mu)  # (B, L or 1, D)
+        cov_context = merge_heads((weights * weights) @ v_s)  # (B, L or 1, D)
+        mean = self.norm(mean[:, rows] + self.dropout(self.mean_dense(mean_context)))
+        cov = self.norm(cov[:, rows] + self.dropout(self.cov_dense(cov_context)))
         return mean, cov
 
 
@@ -103,9 +114,9 @@ class STOSALayer(nn.Module):
         self.cov_ffn = EluFeedForward(config.hidden_size, config.dropout)
 
     def forward(
-        self, mean: Tensor, cov: Tensor, mask: Tensor, query_mask: Tensor
+        self, mean: Tensor, cov: Tensor, mask: Tensor, query_mask: Tensor, last_only: bool = False
     ) -> tuple[Tensor, Tensor]:
-        mean, cov = self.attention(mean, cov, mask, query_mask)
+        mean, cov = self.attention(mean, cov, mask, query_mask, last_only)
         return self.mean_ffn(mean), positive(self.cov_ffn(cov))
 
 
@@ -163,17 +174,23 @@ class STOSA(nn.Module):
         mean, cov, skipped = self.encode_window(input_ids)
         return F.pad(mean, (0, 0, skipped, 0)), F.pad(cov, (0, 0, skipped, 0))
 
-    def encode_window(self, input_ids: Tensor) -> tuple[Tensor, Tensor, int]:
-        """(B, L) -> mean, cov of the last l positions (B, l, D) and the L - l skipped."""
+    def encode_window(
+        self, input_ids: Tensor, last_only: bool = False
+    ) -> tuple[Tensor, Tensor, int]:
+        """(B, L) -> mean, cov of the last l positions (B, l, D) and the L - l skipped; with
+        `last_only` the final layer computes the last position alone: (B, 1, D)."""
         skipped = padding_columns(input_ids) if self.trim_padding else 0
         input_ids = input_ids[:, skipped:]  # (B, l)
         mean, cov = self.embed(input_ids, skipped)
         mask = attention_mask(input_ids)  # (B, 1, L, L)
         query_mask = (input_ids > 0)[:, None, :, None].to(mean.dtype)  # (B, 1, L, 1)
-        for layer in self.layers:
-            layer_mean, cov = layer(mean, cov, mask, query_mask)
+        for index, layer in enumerate(self.layers):
+            final = last_only and index == len(self.layers) - 1
+            layer_mean, cov = layer(mean, cov, mask, query_mask, final)
             if not self.config.stosa_released_code:
                 mean = layer_mean
+        if last_only:
+            mean = mean[:, -1:]  # the released code's mean is the embedding's, all positions
         return mean, cov, skipped
 
     def item_gaussians(self, item_ids: Tensor) -> tuple[Tensor, Tensor]:
@@ -199,7 +216,7 @@ class STOSA(nn.Module):
 
     def score_all(self, input_ids: Tensor) -> Tensor:
         """-W2 of every item id to the last position: (B, L) -> (B, N+1); column 0 is pad."""
-        mean, cov, _ = self.encode_window(input_ids)
+        mean, cov, _ = self.encode_window(input_ids, last_only=True)  # (B, 1, D)
         item_mean, item_cov = self.item_gaussians_all()
         return -wasserstein_distance_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
 
