@@ -27,39 +27,53 @@ from torch.nn import functional as F
 from awr.config import ConfigError
 from awr.models.attention import masked_softmax, wasserstein_scores
 
+ALL_ROWS = slice(None)
 
-def refine_simple(attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor) -> Tensor:
-    """M1: Q' = A W'_Q, K' = A W'_K, A' = softmax(mask(Q' K'^T / sqrt(L))).
+
+def refine_simple(
+    attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor, rows: slice = ALL_ROWS
+) -> Tensor:
+    """M1: Q' = A W'_Q, K' = A W'_K, A' = softmax(mask(Q' K'^T / sqrt(L))), for the query
+    `rows` of A (all by default; scoring needs only the last).
 
     Computed as (A (W'_Q W'_K^T)) A^T: the same product with two batched (l, l) matmuls
     instead of three, since W'_Q W'_K^T is formed once per call, not per sequence.
     """
     window, length = attn.shape[-1], w_q.shape[-1]  # l <= L = max_len
     bilinear = w_q[..., -window:, :] @ w_k[..., -window:, :].transpose(-1, -2)  # (l, l)
-    scores = (attn @ bilinear) @ attn.transpose(-1, -2)  # Q' K'^T: (B, H, l, l)
-    return masked_softmax(scores / math.sqrt(length), mask)
+    scores = (attn[..., rows, :] @ bilinear) @ attn.transpose(-1, -2)  # Q' K'^T: (B, H, r, l)
+    return masked_softmax(scores / math.sqrt(length), mask[..., rows, :])
 
 
-def refine_value(attn: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, mask: Tensor) -> Tensor:
-    """M2: V' = A W'_V, A2 = mask(A' V') with A' from M1 (zeros where the mask forbids)."""
-    refined = refine_simple(attn, w_q, w_k, mask)
+def refine_value(
+    attn: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, mask: Tensor, rows: slice = ALL_ROWS
+) -> Tensor:
+    """M2: V' = A W'_V, A2 = mask(A' V') with A' from M1 (zeros where the mask forbids).
+    A' (A W'_V) is computed as (A' A) W'_V, which costs (r, l) products for r rows."""
+    refined = refine_simple(attn, w_q, w_k, mask, rows)  # (B, H, r, l)
     window = attn.shape[-1]
-    value = attn @ w_v[..., -window:, -window:]  # (B, H, l, l)
-    return (refined @ value).masked_fill(~mask, 0.0)
+    product = (refined @ attn) @ w_v[..., -window:, -window:]  # (B, H, r, l)
+    return product.masked_fill(~mask[..., rows, :], 0.0)
 
 
-def refine_additive(attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor, mix: Tensor) -> Tensor:
+def refine_additive(
+    attn: Tensor, w_q: Tensor, w_k: Tensor, mask: Tensor, mix: Tensor, rows: slice = ALL_ROWS
+) -> Tensor:
     """M3: mix * A + (1 - mix) * A' with A' from M1; mix = 0.5 gives (A + A') / 2."""
-    return mix * attn + (1 - mix) * refine_simple(attn, w_q, w_k, mask)
+    return mix * attn[..., rows, :] + (1 - mix) * refine_simple(attn, w_q, w_k, mask, rows)
 
 
-def refine_stochastic(attn: Tensor, w_mu: Tensor, w_cov: Tensor, mask: Tensor) -> Tensor:
+def refine_stochastic(
+    attn: Tensor, w_mu: Tensor, w_cov: Tensor, mask: Tensor, rows: slice = ALL_ROWS
+) -> Tensor:
     """M4: a Gaussian per row of A, mu' = A W'_mu, c' = ELU(A W'_c) + 1,
-    A' = softmax(mask(-W2(mu'_i, c'_i; mu'_j, c'_j) / sqrt(L)))."""
+    A' = softmax(mask(-W2(mu'_i, c'_i; mu'_j, c'_j) / sqrt(L))). Every row's Gaussian is
+    needed as a key, so only the queries are restricted to `rows`."""
     window = attn.shape[-1]
     mean = attn @ w_mu[..., -window:, :]  # (B, H, l, L)
     cov = F.elu(attn @ w_cov[..., -window:, :]) + 1  # (B, H, l, L)
-    return masked_softmax(wasserstein_scores(mean, cov, mean, cov), mask)  # / sqrt(L)
+    scores = wasserstein_scores(mean[..., rows, :], cov[..., rows, :], mean, cov)  # / sqrt(L)
+    return masked_softmax(scores, mask[..., rows, :])
 
 
 class Refinement(nn.Module):
@@ -74,12 +88,15 @@ class Refinement(nn.Module):
         for name in self.matrices:
             self.register_parameter(name, nn.Parameter(torch.randn(shape) * 0.02))
 
-    def forward(self, attn: Tensor, mask: Tensor, query_mask: Tensor) -> Tensor:
-        """attn (B, H, L, L), mask (B, 1, L, L) bool, query_mask (B, 1, L, 1) -> (B, H, L, L)."""
+    def forward(
+        self, attn: Tensor, mask: Tensor, query_mask: Tensor, rows: slice = ALL_ROWS
+    ) -> Tensor:
+        """attn (B, H, L, L), mask (B, 1, L, L) bool, query_mask (B, 1, L, 1) -> the refined
+        weights of the query `rows`: (B, H, L, L) for all rows, (B, H, 1, L) for the last."""
         attn = attn * query_mask
-        return self.refine(attn, mask) * query_mask
+        return self.refine(attn, mask, rows) * query_mask[:, :, rows]
 
-    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
+    def refine(self, attn: Tensor, mask: Tensor, rows: slice) -> Tensor:
         raise NotImplementedError
 
 
@@ -88,22 +105,24 @@ class NoRefinement(Refinement):
 
     is_identity = True
 
-    def forward(self, attn: Tensor, mask: Tensor, query_mask: Tensor) -> Tensor:
-        return attn * query_mask
+    def forward(
+        self, attn: Tensor, mask: Tensor, query_mask: Tensor, rows: slice = ALL_ROWS
+    ) -> Tensor:
+        return (attn * query_mask)[..., rows, :]
 
 
 class SimpleRefinement(Refinement):
     matrices = ("w_q", "w_k")
 
-    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
-        return refine_simple(attn, self.w_q, self.w_k, mask)
+    def refine(self, attn: Tensor, mask: Tensor, rows: slice) -> Tensor:
+        return refine_simple(attn, self.w_q, self.w_k, mask, rows)
 
 
 class ValueRefinement(Refinement):
     matrices = ("w_q", "w_k", "w_v")
 
-    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
-        return refine_value(attn, self.w_q, self.w_k, self.w_v, mask)
+    def refine(self, attn: Tensor, mask: Tensor, rows: slice) -> Tensor:
+        return refine_value(attn, self.w_q, self.w_k, self.w_v, mask, rows)
 
 
 class AdditiveRefinement(Refinement):
@@ -114,16 +133,16 @@ class AdditiveRefinement(Refinement):
         # sigmoid(0) = 0.5: the learned mix starts at the fixed default.
         self.mix_logit = nn.Parameter(torch.zeros(())) if learned_mix else None
 
-    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
+    def refine(self, attn: Tensor, mask: Tensor, rows: slice) -> Tensor:
         mix = torch.sigmoid(self.mix_logit) if self.mix_logit is not None else attn.new_tensor(0.5)
-        return refine_additive(attn, self.w_q, self.w_k, mask, mix)
+        return refine_additive(attn, self.w_q, self.w_k, mask, mix, rows)
 
 
 class StochasticRefinement(Refinement):
     matrices = ("w_mu", "w_cov")
 
-    def refine(self, attn: Tensor, mask: Tensor) -> Tensor:
-        return refine_stochastic(attn, self.w_mu, self.w_cov, mask)
+    def refine(self, attn: Tensor, mask: Tensor, rows: slice) -> Tensor:
+        return refine_stochastic(attn, self.w_mu, self.w_cov, mask, rows)
 
 
 REFINEMENTS: dict[str, type[Refinement]] = {

@@ -78,7 +78,8 @@ class SelfAttention(nn.Module):
         else:
             q = split_heads(self.query(x), self.num_heads)  # a mechanism needs every row of A
             attn = masked_softmax(self.score_fn(q, k), mask)  # A: (B, H, L, L)
-            refined = self.refinement(attn, mask, query_mask)  # R replaces A
+            wanted = rows if self.captured is None else slice(None)
+            refined = self.refinement(attn, mask, query_mask, wanted)  # R replaces A
             if self.captured is not None:
                 self.captured.append((attn.detach() * query_mask, refined.detach()))
             context = self.attn_dropout(refined[..., rows, :]) @ v  # (B, H, L or 1, d)

@@ -83,7 +83,8 @@ class WassersteinAttention(nn.Module):
         )
         mask, query_mask = mask[..., queries, :], query_mask[:, :, queries]
         attn = masked_softmax(self.score_fn(q_mu, q_s, k_mu, k_s), mask)  # A: (B, H, L, L)
-        refined = self.refinement(attn, mask, query_mask)  # R replaces A
+        wanted = rows if self.captured is None else slice(None)
+        refined = self.refinement(attn, mask, query_mask, wanted)  # R replaces A
         if self.captured is not None:
             self.captured.append((attn.detach() * query_mask, refined.detach()))
         weights = self.attn_dropout(refined[..., rows, :])  # (B, H, L or 1, L)
