@@ -1,0 +1,119 @@
+"""Ray for a sweep: start a local instance (or attach to a cluster), always shut it down, and
+size trials from what the cluster has, refusing GPU requests it cannot meet."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from awr.sweep.processes import clear_session, live_driver, reap_leftovers, record_session
+from awr.sweep.spec import Resources, SweepError
+
+OBJECT_STORE_BYTES = 512 * 2**20  # trials pass little through the object store
+
+
+@dataclass(frozen=True)
+class Cluster:
+    cpus: float
+    gpus: float
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    """What each trial asks Ray for, the device it trains on, and how many run at once."""
+
+    cpus: int
+    gpus: float
+    device: str
+    concurrent: int
+
+    def as_ray(self) -> dict[str, float]:
+        return {"cpu": self.cpus, "gpu": self.gpus}
+
+    def describe(self) -> str:
+        gpu = f", {self.gpus:g} GPU" if self.gpus else ""
+        return f"{self.cpus} CPU{gpu} per trial on {self.device}, up to {self.concurrent} at once"
+
+
+def local_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def ray_session(out: Path, address: str | None) -> Iterator[Cluster]:
+    """A Ray to run on: the one already initialised in this process (tests), a cluster at
+    `address`, or a local instance that is shut down on exit, whatever happens."""
+    import ray
+
+    if ray.is_initialized():
+        yield _cluster(ray.cluster_resources())
+        return
+    node_id = None
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        driver = live_driver(out)
+        if driver is not None:
+            raise SweepError(f"a sweep driver (pid {driver}) is still running on {out}")
+        reaped = reap_leftovers(out)
+        if reaped:
+            print(f"stopped {reaped} Ray processes left by an earlier, killed driver", flush=True)
+        ray.init(
+            num_cpus=local_cpus(),
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=OBJECT_STORE_BYTES,
+            logging_level=logging.WARNING,
+        )
+        node_id = ray.get_runtime_context().get_node_id()
+        record_session(out, node_id)
+    try:
+        yield _cluster(ray.cluster_resources())
+    finally:
+        ray.shutdown()
+        if node_id is not None:
+            clear_session(out, node_id)
+
+
+def _cluster(resources: dict[str, float]) -> Cluster:
+    return Cluster(cpus=resources.get("CPU", 0.0), gpus=resources.get("GPU", 0.0))
+
+
+def trial_resources(
+    wanted: Resources, gpus_option: float | None, cluster: Cluster
+) -> TrialResources:
+    """Per-trial resources: GPUs (the option, else the sweep's fraction) where the cluster has
+    them, else CPU only. Asking for GPUs the cluster lacks is an error now, not a trial that
+    stays PENDING forever."""
+    if gpus_option is not None and (
+        gpus_option < 0 or (gpus_option > 1 and gpus_option != int(gpus_option))
+    ):
+        raise SweepError(
+            f"--gpus-per-trial must be 0, a fraction up to 1 or a whole number; got {gpus_option}"
+        )
+    have = f"the Ray cluster has {cluster.cpus:g} CPUs and {cluster.gpus:g} GPUs"
+    gpus = wanted.gpus if gpus_option is None else gpus_option
+    if cluster.gpus == 0:
+        if gpus_option:
+            raise SweepError(
+                f"--gpus-per-trial {gpus_option:g} asks for GPUs, but {have}; "
+                "use --gpus-per-trial 0 (CPU) or attach to a cluster with GPUs (--address)"
+            )
+        gpus = 0.0
+    elif gpus > cluster.gpus:
+        raise SweepError(f"{gpus:g} GPUs per trial, but {have}")
+    if wanted.cpus > cluster.cpus:
+        raise SweepError(f"{wanted.cpus} CPUs per trial, but {have}")
+    concurrent = int(cluster.cpus // wanted.cpus)
+    if gpus:
+        concurrent = min(concurrent, int(math.floor(cluster.gpus / gpus + 1e-9)))
+    device = "cuda" if gpus else "cpu"
+    return TrialResources(cpus=wanted.cpus, gpus=gpus, device=device, concurrent=max(concurrent, 1))

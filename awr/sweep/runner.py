@@ -1,0 +1,179 @@
+"""`run_sweep(options)`: a whole sweep, unit by unit (stage 1 of every cell, then stage 2), with
+its state in the output folder so that `--resume` skips what finished and continues the rest."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from awr.config import TrialConfig
+from awr.sweep.environment import prepare_environment, quiet_libraries
+from awr.sweep.options import SweepOptions
+from awr.sweep.plan import Unit, format_plan, plan_units
+from awr.sweep.spec import Sweep, SweepError, with_budget
+from awr.sweep.state import SweepState, UnitRecord
+
+if TYPE_CHECKING:
+    from awr.sweep.stage import SweepContext
+
+INTERRUPTED = 130
+
+
+def run_sweep(options: SweepOptions) -> int:
+    """The sweep named `options.name` (a module of the top-level `sweeps` package, or
+    `module:attribute`); returns the process exit code."""
+    sweeps = importlib.import_module("sweeps")  # the definitions live above this package
+    return execute(sweeps.load_sweep(options.name), options)
+
+
+def execute(sweep: Sweep, options: SweepOptions) -> int:
+    """Run `sweep` as `options` say: 0 done, 1 some unit had no successful trial, 130
+    interrupted (resumable with --resume)."""
+    prepare_environment(local=options.address is None)
+    if options.dry_run:
+        print(format_plan(sweep, dry_run_resources(sweep, options)))
+        return 0
+    units = plan_units(sweep)
+    out = options.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    # Ray, Optuna and MLflow are imported only now, after the environment is set.
+    from awr.sweep.cluster import ray_session, trial_resources
+    from awr.sweep.stage import SweepContext
+    from awr.tracking import check_tracking_uri, client_for, default_tracking_uri, git_commit
+
+    quiet_libraries()
+    uri = options.tracking_uri or default_tracking_uri(out)
+    check_tracking_uri(uri)
+    SweepState.check(out, sweep.name, options.resume)
+    data_dir = trial_data_dir(options)
+    checksums = data_checksums(sweep, data_dir) if options.address is None else {}
+    with ray_session(out, options.address) as cluster:
+        resources = trial_resources(sweep.resources, options.gpus_per_trial, cluster)
+        client = client_for(uri)
+        experiment_id = ensure_fresh_experiment(client, sweep.name, uri, options.resume)
+        state = SweepState.open(out, sweep.name)
+        context = SweepContext(
+            sweep=sweep,
+            out=out,
+            resume=options.resume,
+            tracking_uri=uri,
+            experiment_id=experiment_id,
+            git_commit=git_commit(),
+            checksums=checksums,
+            data_dir=data_dir,
+            resources=resources,
+        )
+        total = sum(unit.trials for unit in units)
+        print(
+            f"sweep {sweep.name}: {total} trials in {len(units)} units; "
+            f"{resources.describe()}; MLflow {uri}",
+            flush=True,
+        )
+        if not run_units(context, units, state):
+            print(
+                f"interrupted; continue with: python orchestrate.py --sweep {options.name} "
+                f"--out {out} --resume",
+                flush=True,
+            )
+            return INTERRUPTED
+    return report(state, units, uri)
+
+
+def run_units(context: SweepContext, units: list[Unit], state: SweepState) -> bool:
+    """Each unit in order, skipping those finished earlier; False when interrupted."""
+    from awr.sweep.stage import run_unit
+
+    for unit in units:
+        earlier = state.done(unit)
+        if earlier is not None:
+            print(f"[{unit.label}] finished earlier: {describe(earlier)}", flush=True)
+            continue
+        base = unit_base(context.sweep, unit, state)
+        if base is None:
+            print(f"[{unit.label}] skipped: stage 1 found no usable trial", flush=True)
+            continue
+        outcome = run_unit(context, unit, base)
+        if outcome.record is None:
+            return False
+        state.record(unit, outcome.record)
+        print(f"[{unit.label}] finished: {describe(outcome.record)}", flush=True)
+    return True
+
+
+def trial_data_dir(options: SweepOptions) -> str | None:
+    """The dataset folder as an absolute path (trials run in their own folders); on a cluster
+    without --data-dir, each node's own AWR_DATA_DIR."""
+    from awr.data.datasets import resolve_data_dir
+
+    if options.data_dir is None and options.address is not None:
+        return None
+    return str(resolve_data_dir(options.data_dir).resolve())
+
+
+def unit_base(sweep: Sweep, unit: Unit, state: SweepState) -> TrialConfig | None:
+    """The settings a unit's trials start from: the cell's fixed settings (stage 1, or a sweep
+    without search), else stage 1's best trial of the same cell."""
+    cell = sweep.cell(unit.dataset, unit.backbone)
+    fixed = with_budget(cell.settings, sweep.budget)
+    if unit.stage == 1:
+        return fixed.replace(mechanism="none")
+    if sweep.search is None:
+        return fixed
+    first = state.units.get(f"1/{unit.dataset}/{unit.backbone}")
+    return first.best() if first is not None else None
+
+
+def data_checksums(sweep: Sweep, data_dir: str | None) -> dict[str, str]:
+    """Load each dataset once before Ray starts: a missing file fails now, with its message."""
+    from awr.trial import load_data
+
+    return {
+        name: load_data(TrialConfig(dataset=name), data_dir).checksum for name in sweep.datasets
+    }
+
+
+def ensure_fresh_experiment(client: object, sweep: str, uri: str, resume: bool) -> str:
+    """The sweep's experiment; a new (not resumed) sweep refuses one that already has trials."""
+    from awr.tracking import ensure_experiment, trial_runs
+
+    experiment_id = ensure_experiment(client, sweep, uri)
+    if not resume and trial_runs(client, experiment_id):
+        raise SweepError(
+            f"the MLflow store {uri} already has trial runs of sweep {sweep!r}; continue them "
+            "with --resume, or use another --out / --tracking-uri"
+        )
+    return experiment_id
+
+
+def describe(record: UnitRecord) -> str:
+    text = f"{record.finished}/{record.trials} trials finished, {record.failed} failed"
+    if record.best_value is not None:
+        text += f"; best valid ndcg_5 {record.best_value:.4f} (trial {record.best_trial_id})"
+    return text
+
+
+def report(state: SweepState, units: list[Unit], uri: str) -> int:
+    finished = sum(r.finished for r in state.units.values())
+    failed = sum(r.failed for r in state.units.values())
+    missing = [u.label for u in units if u.key not in state.units]
+    print(
+        f"sweep {state.sweep} done: {finished} trials finished, {failed} failed; "
+        f"results in MLflow {uri}",
+        flush=True,
+    )
+    if missing:
+        print(f"units without results: {', '.join(missing)}", flush=True)
+    empty = [key for key, r in state.units.items() if r.finished == 0]
+    return 1 if missing or empty else 0
+
+
+def dry_run_resources(sweep: Sweep, options: SweepOptions) -> str:
+    """Resources as the plan states them, without starting Ray."""
+    wanted = sweep.resources
+    gpus = wanted.gpus if options.gpus_per_trial is None else options.gpus_per_trial
+    where = f"the cluster at {options.address}" if options.address else "a local Ray"
+    return (
+        f"{wanted.cpus} CPU per trial, plus {gpus:g} GPU (device cuda) where {where} has GPUs, "
+        "else CPU only (device cpu); checked against ray.cluster_resources() at start"
+    )

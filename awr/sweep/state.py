@@ -1,0 +1,81 @@
+"""The small JSON in the sweep folder that says which units finished and what stage 1 chose, so
+a resumed sweep skips finished units and stage 2 starts from stage 1's best settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from awr.config import TrialConfig, from_dict
+from awr.sweep.plan import Unit
+from awr.sweep.spec import SweepError
+
+
+@dataclass
+class UnitRecord:
+    """A finished unit: its trial counts, MLflow parent run and (stage 1) the best trial."""
+
+    trials: int
+    finished: int
+    failed: int
+    parent_run_id: str
+    best_config: dict[str, Any] | None = None  # every TrialConfig field of the best trial
+    best_value: float | None = None  # its best validation NDCG@5
+    best_trial_id: str | None = None
+
+    def best(self) -> TrialConfig | None:
+        return from_dict(self.best_config) if self.best_config is not None else None
+
+
+@dataclass
+class SweepState:
+    path: Path
+    sweep: str
+    units: dict[str, UnitRecord] = field(default_factory=dict)
+
+    @staticmethod
+    def file(out: Path, sweep: str) -> Path:
+        return out / f"{sweep}.sweep.json"
+
+    @classmethod
+    def check(cls, out: Path, sweep: str, resume: bool) -> None:
+        """Starting afresh where the sweep has already begun is an error (use --resume, or
+        another --out)."""
+        path = cls.file(out, sweep)
+        if path.exists() and not resume:
+            raise SweepError(
+                f"{out} already holds sweep {sweep!r} (see {path.name}); continue it with "
+                "--resume, or choose another --out"
+            )
+
+    @classmethod
+    def open(cls, out: Path, sweep: str) -> SweepState:
+        """The state of `sweep` in `out`, written at once when new."""
+        path = cls.file(out, sweep)
+        if not path.exists():
+            state = cls(path, sweep)
+            state.save()
+            return state
+        data = json.loads(path.read_text())
+        units = {key: UnitRecord(**record) for key, record in data["units"].items()}
+        return cls(path, sweep, units)
+
+    def done(self, unit: Unit) -> UnitRecord | None:
+        return self.units.get(unit.key)
+
+    def record(self, unit: Unit, record: UnitRecord) -> None:
+        self.units[unit.key] = record
+        self.save()
+
+    def save(self) -> None:
+        data = {
+            "sweep": self.sweep,
+            "units": {key: dataclasses.asdict(record) for key, record in self.units.items()},
+        }
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(temporary, self.path)

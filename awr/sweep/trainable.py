@@ -1,0 +1,161 @@
+"""The function Ray Tune runs for every trial: build the config, open (or reattach) the trial's
+MLflow run, train with `run_trial`, report each epoch to Tune with a checkpoint, and end the
+run FINISHED, FAILED (with the error) or KILLED (stopped by Tune)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from awr.config import TrialConfig, from_dict
+from awr.sweep.spec import typed_values
+from awr.tracking import FAILED, FINISHED, KILLED, TRIAL, TrialRun
+from awr.train.trainer import EpochRecord
+from awr.trial import TrialResult, run_trial
+
+CHECKPOINT_FILE = "state.pt"
+SEARCH_METRIC = "best_valid_ndcg_5"  # the running best: OptunaSearch keeps a trial's last report
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """Everything a trial needs besides its own values (passed with `tune.with_parameters`)."""
+
+    sweep: str
+    stage: int
+    base: TrialConfig
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    git_commit: str
+    data_checksum: str
+    data_dir: str | None
+    device: str
+    cpus: int
+    capture_users: int
+
+
+def train_trial(params: dict[str, Any], job: TrialJob) -> None:
+    """Tune's trainable: `params` are the searched or grid values, over `job.base`."""
+    values = {**job.base.to_dict(), **typed_values(params), "device": job.device}
+    trial_id = tune.get_context().get_trial_id()
+    run = TrialRun.attach(
+        job.tracking_uri,
+        job.experiment_id,
+        trial_tags(job, values, trial_id),
+        values,
+        run_name=f"{values['dataset']}-{values['backbone']}-{values['mechanism']}"
+        f"-s{values['seed']}-{trial_id}",
+    )
+    config = None
+    reporter = None
+    try:
+        config = from_dict(values)
+        reporter = EpochReporter(run, config)
+        torch.set_num_threads(job.cpus)
+        result = run_trial(
+            config,
+            data_dir=job.data_dir,
+            callback=reporter,
+            checkpoint=load_checkpoint(),
+            log=None,
+            capture_users=job.capture_users,
+        )
+        run.log_result(result)
+        run.end(FINISHED)
+    except SystemExit:  # Tune stopped the trial (scheduler, stopper, Ctrl-C) during a report
+        run.end(KILLED)
+        if reporter is not None:
+            reporter.discard()
+        raise
+    except BaseException as error:
+        run.end(FAILED, f"{type(error).__name__}: {error}")
+        if reporter is not None:
+            reporter.discard()
+        raise
+    reporter.finish(result)
+
+
+def trial_tags(job: TrialJob, values: dict[str, Any], trial_id: str) -> dict[str, str]:
+    return {
+        "awr.kind": TRIAL,
+        "sweep": job.sweep,
+        "stage": str(job.stage),
+        "dataset": str(values["dataset"]),
+        "backbone": str(values["backbone"]),
+        "mechanism": str(values["mechanism"]),
+        "seed": str(values["seed"]),
+        "git_commit": job.git_commit,
+        "data_checksum": job.data_checksum,
+        "ray_trial_id": trial_id,
+        "mlflow.parentRunId": job.parent_run_id,
+    }
+
+
+def tune_metrics(record: EpochRecord) -> dict[str, float]:
+    """What Tune sees each epoch: validation metrics only (never test)."""
+    return {**record.metrics(), "epoch": record.epoch, "best_epoch": record.best_epoch}
+
+
+def is_last_epoch(record: EpochRecord, config: TrialConfig) -> bool:
+    """Whether the trainer stops after this epoch (mirrors Trainer.fit's loop condition)."""
+    return record.epoch >= config.max_epochs or record.epoch - record.best_epoch >= config.patience
+
+
+def load_checkpoint() -> dict[str, Any] | None:
+    """The trainer state of this trial's latest Tune checkpoint (a resumed trial), or None."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+
+
+class EpochReporter:
+    """Trainer callback: each epoch to MLflow (one batch) and to Tune with a checkpoint.
+
+    The epoch after which the trainer stops is reported only once the test split is scored:
+    Tune ends a trial at the report its stopper acts on, which would skip the test."""
+
+    def __init__(self, run: TrialRun, config: TrialConfig) -> None:
+        self.run = run
+        self.config = config
+        self.pending: tuple[dict[str, float], Path] | None = None
+
+    def __call__(self, record: EpochRecord, state: Any) -> None:
+        self.run.log_epoch(record)
+        folder = Path(tempfile.mkdtemp(prefix="awr-checkpoint-"))
+        torch.save(state(), folder / CHECKPOINT_FILE)  # now: the model changes after the fit
+        if is_last_epoch(record, self.config):
+            self.pending = (tune_metrics(record), folder)
+            return
+        self._report(tune_metrics(record), folder)
+
+    def finish(self, result: TrialResult) -> None:
+        """The final report; without a pending epoch (resumed after the last one), the last."""
+        if self.pending is not None:
+            metrics, folder = self.pending
+            self.pending = None
+            self._report(metrics, folder)
+        elif result.history:
+            tune.report(tune_metrics(result.history[-1]))
+        else:
+            tune.report({SEARCH_METRIC: 0.0, "epoch": 0})
+
+    def discard(self) -> None:
+        if self.pending is not None:
+            shutil.rmtree(self.pending[1], ignore_errors=True)
+            self.pending = None
+
+    @staticmethod
+    def _report(metrics: dict[str, float], folder: Path) -> None:
+        try:
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

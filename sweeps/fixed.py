@@ -1,0 +1,78 @@
+"""fixed: a cheap reproduction without search, SPEC section 5's fixed settings (the reference
+codes' READMEs, 1 layer), the original and every mechanism x seeds; STOSA both as its paper
+describes it and as the released code runs it.
+
+2026-11-23. Run:
+    AWR_DATA_DIR=../shared/data python orchestrate.py --sweep fixed --out runs/fixed
+"""
+
+from __future__ import annotations
+
+from awr.config import TrialConfig
+from awr.sweep import Axis, Budget, Cell, Resources, Sweep
+
+COMMON = dict(num_layers=1, lr=1e-3, weight_decay=0.0, batch_size=256)
+# SPEC section 5, "Fixed settings" table.
+SETTINGS = (
+    TrialConfig(
+        dataset="ml-1m",
+        backbone="sasrec",
+        hidden_size=64,
+        max_len=200,
+        num_heads=2,
+        dropout=0.2,
+        attn_dropout=0.2,
+        **COMMON,
+    ),
+    TrialConfig(
+        dataset="ml-1m",
+        backbone="stosa",
+        hidden_size=64,
+        max_len=200,
+        num_heads=2,
+        dropout=0.3,
+        attn_dropout=0.0,
+        pvn_weight=0.005,
+        **COMMON,
+    ),
+    TrialConfig(
+        dataset="beauty",
+        backbone="sasrec",
+        hidden_size=64,
+        max_len=50,
+        num_heads=2,
+        dropout=0.5,
+        attn_dropout=0.5,
+        **COMMON,
+    ),
+    TrialConfig(
+        dataset="beauty",
+        backbone="stosa",
+        hidden_size=64,
+        max_len=100,
+        num_heads=4,
+        dropout=0.3,
+        attn_dropout=0.0,
+        pvn_weight=0.005,
+        **COMMON,
+    ),
+)
+RELEASED_CODE = Axis("stosa_released_code", (False, True))
+BUDGET = Budget(max_epochs=400, patience=20)
+SEEDS = (1, 2, 3)
+RESOURCES = Resources(cpus=1, gpus=0.25)
+
+
+def sweep() -> Sweep:
+    return Sweep(
+        name="fixed",
+        description="ML-1M and Beauty at SPEC's fixed settings: every mechanism x 3 seeds "
+        "(STOSA x stosa_released_code False/True), no search",
+        cells=tuple(
+            Cell(config, axes=(RELEASED_CODE,) if config.backbone == "stosa" else ())
+            for config in SETTINGS
+        ),
+        budget=BUDGET,
+        seeds=SEEDS,
+        resources=RESOURCES,
+    )

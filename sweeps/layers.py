@@ -1,0 +1,62 @@
+"""layers: Table 3, Beauty at the tuned settings with 1 to 4 layers, the original and every
+mechanism (stage 2 only).
+
+2026-11-23. Run:
+    AWR_DATA_DIR=../shared/data python orchestrate.py --sweep layers --out runs/layers
+
+TUNED holds the settings each backbone runs at, apart from num_layers. They start as SPEC's
+fixed settings for Beauty; replace them with the paper sweep's stage-1 best for Beauty
+(`best_config` in runs/paper/paper.sweep.json, or the params of its stage-2 parent runs).
+"""
+
+from __future__ import annotations
+
+from awr.config import TrialConfig
+from awr.sweep import Axis, Budget, Cell, Resources, Sweep
+
+DATASET = "beauty"
+TUNED = {
+    "sasrec": TrialConfig(
+        dataset=DATASET,
+        backbone="sasrec",
+        hidden_size=64,
+        max_len=50,
+        num_heads=2,
+        dropout=0.5,
+        attn_dropout=0.5,
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+    ),
+    "stosa": TrialConfig(
+        dataset=DATASET,
+        backbone="stosa",
+        hidden_size=64,
+        max_len=100,
+        num_heads=4,
+        dropout=0.3,
+        attn_dropout=0.0,
+        pvn_weight=0.005,
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        stosa_released_code=True,
+    ),
+}
+LAYERS = Axis("num_layers", (1, 2, 3, 4))
+BUDGET = Budget(max_epochs=400, patience=20)
+SEEDS = (1, 2, 3)
+RESOURCES = Resources(cpus=1, gpus=0.25)
+
+
+def sweep() -> Sweep:
+    return Sweep(
+        name="layers",
+        description="Beauty, SASRec and STOSA at fixed tuned settings: num_layers 1-4 x every "
+        "mechanism x 3 seeds",
+        cells=tuple(Cell(config) for config in TUNED.values()),
+        budget=BUDGET,
+        seeds=SEEDS,
+        axes=(LAYERS,),
+        resources=RESOURCES,
+    )

@@ -1,0 +1,58 @@
+"""Small sweeps on the synthetic dataset for the sweep tests, loadable by dotted path
+(`python orchestrate.py --sweep tests.test_sweep_fixtures:resumable`), plus a check that
+they plan as intended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from awr.config import TrialConfig
+from awr.sweep import Budget, Cell, Search, Sweep
+from awr.sweep.plan import plan_units
+
+TINY = TrialConfig(
+    dataset="synthetic", hidden_size=16, max_len=10, num_heads=1, batch_size=64, eval_batch_size=256
+)
+LEARNING_RATES = [1e-3, 1e-2, 1e6]  # 1e6 makes the loss NaN: that trial must fail alone
+STAGE2_MECHANISMS = {"sasrec": ("none", "simple")}
+
+
+def lr_space(trial: Any, backbone: str) -> None:
+    trial.suggest_categorical("lr", LEARNING_RATES)
+
+
+def tiny() -> Sweep:
+    """Two stages on one cell: 3 stage-1 trials (one diverges), 2 mechanisms x 1 seed."""
+    return Sweep(
+        name="tiny",
+        description="synthetic SASRec: lr grid with a diverging point, then 2 mechanisms",
+        cells=(Cell(TINY),),
+        budget=Budget(max_epochs=3, patience=2),
+        seeds=(1,),
+        search=Search(lr_space),
+        mechanisms=STAGE2_MECHANISMS,
+        capture_users=4,
+    )
+
+
+def steady_space(trial: Any, backbone: str) -> None:
+    trial.suggest_categorical("lr", [1e-3, 1e-2])
+
+
+def resumable() -> Sweep:
+    """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials."""
+    return Sweep(
+        name="resumable",
+        description="synthetic SASRec: 2-point grid, then 2 mechanisms x 2 seeds",
+        cells=(Cell(TINY.replace(batch_size=16)),),
+        budget=Budget(max_epochs=30, patience=30),
+        seeds=(1, 2),
+        search=Search(steady_space),
+        mechanisms=STAGE2_MECHANISMS,
+        capture_users=4,
+    )
+
+
+def test_fixture_sweeps_plan_as_described() -> None:
+    assert [(u.stage, u.trials) for u in plan_units(tiny())] == [(1, 3), (2, 2)]
+    assert [(u.stage, u.trials) for u in plan_units(resumable())] == [(1, 2), (2, 4)]
