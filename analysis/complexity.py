@@ -15,6 +15,7 @@ from analysis.markdown import fmt_number
 from analysis.names import BACKBONE_LABELS, MECHANISM_LABELS, ORIGINAL, dataset_label, label
 from analysis.selection import sort_cells
 from analysis.tables import Table
+from awr.bench import RECORD_KEYS
 
 # L x L matrices per attention layer that each mechanism adds (SPEC section 4, the paper's
 # complexity section): simple 2 L^2, value 3 L^2, additive 2 L^2, stochastic 2 L^2.
@@ -25,23 +26,7 @@ PAPER_MATRICES: dict[str, int] = {
     "additive": 2,
     "stochastic": 2,
 }
-BENCH_KEYS: tuple[str, ...] = (
-    "backbone",
-    "mechanism",
-    "dataset",
-    "max_len",
-    "hidden_size",
-    "num_layers",
-    "device",
-    "num_params",
-    "extra_params",
-    "train_seconds_per_epoch",
-    "sequences_per_second",
-    "eval_seconds",
-    "users_per_second",
-    "peak_memory_mb",
-    "torch_version",
-)
+BENCH_KEYS = RECORD_KEYS  # the harness's own record keys, one list for both
 _SETTING = ["backbone", "dataset", "max_len", "hidden_size", "num_layers", "device"]
 
 

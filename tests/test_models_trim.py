@@ -66,3 +66,13 @@ def test_score_all_last_position_path_equals_full_encode(backbone, mechanism, re
             item_mean, item_cov = model.item_gaussians_all()
             expected = -wasserstein_distance_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
         torch.testing.assert_close(model.score_all(ids), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_init_follows_each_reference_code():
+    torch.manual_seed(0)
+    sasrec = build_model(TrialConfig(backbone="sasrec", hidden_size=64), num_items=2000)
+    stosa = build_model(TrialConfig(backbone="stosa", hidden_size=64), num_items=2000)
+    for weight, mean in ((sasrec.item_embedding.weight, 0.0), (stosa.item_mean.weight, 0.01)):
+        assert float(weight.mean()) == pytest.approx(mean, abs=1e-3)
+        assert float(weight.std()) == pytest.approx(0.02, abs=1e-3)
+    assert float(stosa.layers[0].attention.mean_dense.bias.abs().sum()) == 0.0

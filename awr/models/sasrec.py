@@ -111,10 +111,11 @@ class SASRecBlock(nn.Module):
         return self.ffn(self.attention(x, mask, query_mask, last_only))
 
 
-def init_weights(module: nn.Module) -> None:
-    """normal(0, 0.02) for Linear and Embedding, zero bias, LayerNorm weight 1 and bias 0."""
+def init_weights(module: nn.Module, mean: float = 0.0, std: float = 0.02) -> None:
+    """normal(mean, std) for Linear and Embedding weights, zero Linear bias, LayerNorm weight 1
+    and bias 0 (SASRec: mean 0; the STOSA code: mean 0.01)."""
     if isinstance(module, nn.Linear | nn.Embedding):
-        module.weight.data.normal_(0.0, 0.02)
+        module.weight.data.normal_(mean, std)
     if isinstance(module, nn.Linear) and module.bias is not None:
         module.bias.data.zero_()
     if isinstance(module, nn.LayerNorm):

@@ -20,6 +20,7 @@ final mean representation is the embedding layer's mean output.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +36,7 @@ from awr.models.attention import (
     wasserstein_scores,
 )
 from awr.models.refine import Refinement
-from awr.models.sasrec import merge_heads, split_heads
+from awr.models.sasrec import init_weights, merge_heads, split_heads
 from awr.train.loss import ce_loss, stosa_loss
 
 GaussianScoreFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -121,18 +122,6 @@ class STOSALayer(nn.Module):
         return self.mean_ffn(mean), positive(self.cov_ffn(cov))
 
 
-def init_weights(module: nn.Module) -> None:
-    """The reference code's init: normal(mean 0.01, std 0.02) for Linear and Embedding weights,
-    zero Linear bias, LayerNorm weight 1 and bias 0."""
-    if isinstance(module, nn.Linear | nn.Embedding):
-        module.weight.data.normal_(0.01, 0.02)
-    if isinstance(module, nn.Linear) and module.bias is not None:
-        module.bias.data.zero_()
-    if isinstance(module, nn.LayerNorm):
-        module.weight.data.fill_(1.0)
-        module.bias.data.zero_()
-
-
 class STOSA(nn.Module):
     def __init__(
         self,
@@ -155,7 +144,7 @@ class STOSA(nn.Module):
             STOSALayer(config, score_fn, refinement_factory()) for _ in range(config.num_layers)
         )
         self.trim_padding = True  # skip columns that are padding in every row (same outputs)
-        self.apply(init_weights)
+        self.apply(partial(init_weights, mean=0.01))  # the released code's init
 
     def attention_layers(self) -> list[WassersteinAttention]:
         return [layer.attention for layer in self.layers]
