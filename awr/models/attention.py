@@ -82,18 +82,23 @@ def wasserstein_distance(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: T
     return mean_part + cov_part
 
 
-def wasserstein_scores(mean_q: Tensor, cov_q: Tensor, mean_k: Tensor, cov_k: Tensor) -> Tensor:
-    """STOSA's score: -W2(q_i, k_j) / sqrt(d), (B, H, L, d) each -> (B, H, L, L).
-
-    One matmul of augmented vectors gives -W2 without any further (L, L) temporaries:
-    [2 mu_q, 2 sqrt(c_q), -(|mu_q|^2 + sum c_q), 1] . [mu_k, sqrt(c_k), 1, -(|mu_k|^2 + sum c_k)].
+def negative_wasserstein_matrix(
+    mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor
+) -> Tensor:
+    """-W2 for all pairs, (..., M, d) x (..., N, d) -> (..., M, N), as ONE matmul of augmented
+    vectors, with no further (M, N) temporaries:
+    [2 mu_a, 2 sqrt(c_a), -(|mu_a|^2 + sum c_a), 1] . [mu_b, sqrt(c_b), 1, -(|mu_b|^2 + sum c_b)].
     """
-    sqrt_q = cov_q.clamp_min(MIN_COV).sqrt()
-    sqrt_k = cov_k.clamp_min(MIN_COV).sqrt()
-    norm_q = mean_q.pow(2).sum(-1, keepdim=True) + cov_q.sum(-1, keepdim=True)  # (..., L, 1)
-    norm_k = mean_k.pow(2).sum(-1, keepdim=True) + cov_k.sum(-1, keepdim=True)
-    ones = torch.ones_like(norm_q)
-    query = torch.cat([2 * mean_q, 2 * sqrt_q, -norm_q, ones], dim=-1)  # (..., L, 2d + 2)
-    key = torch.cat([mean_k, sqrt_k, torch.ones_like(norm_k), -norm_k], dim=-1)
-    negative_distance = (query @ key.transpose(-1, -2)).clamp_max(-MIN_COV)  # (..., L, L)
-    return negative_distance / math.sqrt(mean_q.shape[-1])
+    sqrt_a = cov_a.clamp_min(MIN_COV).sqrt()
+    sqrt_b = cov_b.clamp_min(MIN_COV).sqrt()
+    norm_a = mean_a.pow(2).sum(-1, keepdim=True) + cov_a.sum(-1, keepdim=True)  # (..., M, 1)
+    norm_b = mean_b.pow(2).sum(-1, keepdim=True) + cov_b.sum(-1, keepdim=True)
+    left = torch.cat([2 * mean_a, 2 * sqrt_a, -norm_a, torch.ones_like(norm_a)], dim=-1)
+    right = torch.cat([mean_b, sqrt_b, torch.ones_like(norm_b), -norm_b], dim=-1)
+    return (left @ right.transpose(-1, -2)).clamp_max(-MIN_COV)
+
+
+def wasserstein_scores(mean_q: Tensor, cov_q: Tensor, mean_k: Tensor, cov_k: Tensor) -> Tensor:
+    """STOSA's score: -W2(q_i, k_j) / sqrt(d), (B, H, L, d) each -> (B, H, L, L)."""
+    distance = negative_wasserstein_matrix(mean_q, cov_q, mean_k, cov_k)
+    return distance / math.sqrt(mean_q.shape[-1])

@@ -30,6 +30,7 @@ from awr.config import TrialConfig
 from awr.models.attention import (
     attention_mask,
     masked_softmax,
+    negative_wasserstein_matrix,
     padding_columns,
     wasserstein_distance,
     wasserstein_distance_matrix,
@@ -208,7 +209,7 @@ class STOSA(nn.Module):
         """-W2 of every item id to the last position: (B, L) -> (B, N+1); column 0 is pad."""
         mean, cov, _ = self.encode_window(input_ids, last_only=True)  # (B, 1, D)
         item_mean, item_cov = self.item_gaussians_all()
-        return -wasserstein_distance_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
+        return negative_wasserstein_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
 
     def item_gaussians_all(self) -> tuple[Tensor, Tensor]:
         return self.item_mean.weight, positive(self.item_cov.weight)
