@@ -88,15 +88,20 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, hidden_size: int, dropout: float) -> None:
+    """x -> LN(x + Dropout(W2 act(W1 x))), inner size 4D (SASRec: GELU; STOSA: ELU)."""
+
+    def __init__(
+        self, hidden_size: int, dropout: float, activation: Callable[[Tensor], Tensor] = F.gelu
+    ) -> None:
         super().__init__()
+        self.activation = activation
         self.inner = nn.Linear(hidden_size, 4 * hidden_size)
         self.outer = nn.Linear(4 * hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x + self.dropout(self.outer(F.gelu(self.inner(x)))))
+        return self.norm(x + self.dropout(self.outer(self.activation(self.inner(x)))))
 
 
 class SASRecBlock(nn.Module):

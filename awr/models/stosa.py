@@ -37,7 +37,7 @@ from awr.models.attention import (
     wasserstein_scores,
 )
 from awr.models.refine import Refinement
-from awr.models.sasrec import init_weights, merge_heads, split_heads
+from awr.models.sasrec import FeedForward, init_weights, merge_heads, split_heads
 from awr.train.loss import ce_loss, stosa_loss
 
 GaussianScoreFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -97,24 +97,12 @@ class WassersteinAttention(nn.Module):
         return mean, cov
 
 
-class EluFeedForward(nn.Module):
-    def __init__(self, hidden_size: int, dropout: float) -> None:
-        super().__init__()
-        self.inner = nn.Linear(hidden_size, 4 * hidden_size)
-        self.outer = nn.Linear(4 * hidden_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x + self.dropout(self.outer(F.elu(self.inner(x)))))
-
-
 class STOSALayer(nn.Module):
     def __init__(self, config: TrialConfig, score_fn: GaussianScoreFn, refinement: Refinement):
         super().__init__()
         self.attention = WassersteinAttention(config, score_fn, refinement)
-        self.mean_ffn = EluFeedForward(config.hidden_size, config.dropout)
-        self.cov_ffn = EluFeedForward(config.hidden_size, config.dropout)
+        self.mean_ffn = FeedForward(config.hidden_size, config.dropout, F.elu)
+        self.cov_ffn = FeedForward(config.hidden_size, config.dropout, F.elu)
 
     def forward(
         self, mean: Tensor, cov: Tensor, mask: Tensor, query_mask: Tensor, last_only: bool = False
