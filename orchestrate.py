@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="--sweep: GPU fraction per trial (default: the sweep's; 0 on machines without GPUs)",
     )
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        help="--sweep: stage-2 seeds instead of the sweep's, e.g. 2,3 (with --resume: adds them)",
+    )
     parser.add_argument("--bench-json", help="--report: benchmark JSON for the complexity table")
     parser.add_argument("--port", type=int, default=5000, help="--ui: port (default 5000)")
     return parser
@@ -94,6 +99,17 @@ def data_stats_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def seed_list(text: str) -> tuple[int, ...]:
+    """`--seeds 2,3` -> (2, 3): distinct integers, at least one."""
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"repeated seed in {text!r}")
+    return seeds
+
+
 def sweep_command(args: argparse.Namespace) -> int:
     from awr.sweep import SweepOptions, run_sweep
 
@@ -106,6 +122,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         gpus_per_trial=args.gpus_per_trial,
         data_dir=args.data_dir,
+        seeds=args.seeds,
     )
     return run_sweep(options)
 

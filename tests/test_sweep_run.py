@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
-from test_sweep_fixtures import tiny
+from test_sweep_fixtures import STAGE2_MECHANISMS, tiny
 
 from awr.config import TrialConfig
 from awr.eval.metrics import METRIC_NAMES
@@ -167,3 +167,17 @@ def test_asking_for_gpus_the_cluster_lacks_is_an_error(ray_local: object, tmp_pa
     with pytest.raises(SweepError, match="GPUs"):
         execute(tiny(), options)
     assert not (tmp_path / "tiny.sweep.json").exists()
+
+
+def test_resuming_with_more_seeds_runs_only_the_new_seeds(tiny_run: SweepRun) -> None:
+    """Runs last in this module: it adds seed 2's stage-2 trials to the shared finished sweep."""
+    options = SweepOptions(name="tiny", out=tiny_run.out, resume=True, seeds=(2,))
+    assert execute(tiny(), options) == 0
+    experiment = tiny_run.client.get_experiment_by_name("tiny")
+    after = tiny_run.client.search_runs([experiment.experiment_id], max_results=1000)
+    new = [r for r in after if r.info.run_id not in {old.info.run_id for old in tiny_run.runs}]
+    trials = [r for r in new if r.data.tags.get("awr.kind") == "trial"]
+    assert sorted((r.data.tags["stage"], r.data.tags["seed"]) for r in trials) == [("2", "2")] * 2
+    assert {r.data.tags["mechanism"] for r in trials} == set(STAGE2_MECHANISMS["sasrec"])
+    state = json.loads((tiny_run.out / "tiny.sweep.json").read_text())
+    assert {"2/synthetic/sasrec/seeds=1", "2/synthetic/sasrec/seeds=2"} <= set(state["units"])

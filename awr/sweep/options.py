@@ -12,7 +12,8 @@ class SweepOptions:
     resume: continue an interrupted sweep in `out`; dry_run: print the plan only;
     address: attach to a Ray cluster instead of starting one; tracking_uri: MLflow store
     (default: sqlite in `out`); gpus_per_trial: overrides the sweep's GPU fraction (0 = CPU);
-    data_dir: dataset folder (default: $AWR_DATA_DIR, else ./data)."""
+    data_dir: dataset folder (default: $AWR_DATA_DIR, else ./data); seeds: stage-2 seeds instead
+    of the sweep's (with --resume, adds seeds to a finished sweep: new seeds are new units)."""
 
     name: str
     out: Path
@@ -22,3 +23,4 @@ class SweepOptions:
     tracking_uri: str | None = None
     gpus_per_trial: float | None = None
     data_dir: str | None = None
+    seeds: tuple[int, ...] | None = None

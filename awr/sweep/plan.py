@@ -31,10 +31,14 @@ class Unit:
     dataset: str
     backbone: str
     trials: int
+    seeds: tuple[int, ...] = ()  # stage 2: the seeds it runs, part of its key and name
 
     @property
     def key(self) -> str:
-        return f"{self.stage}/{self.dataset}/{self.backbone}"
+        """Stage 2's key names its seeds, so a sweep resumed with more seeds (`--seeds`) runs
+        the new ones as new units and keeps the finished ones."""
+        key = f"{self.stage}/{self.dataset}/{self.backbone}"
+        return f"{key}/seeds={','.join(map(str, self.seeds))}" if self.seeds else key
 
     @property
     def label(self) -> str:
@@ -42,8 +46,10 @@ class Unit:
 
     @property
     def name(self) -> str:
-        """Ray experiment folder and Optuna study name: unique per sweep, stage and cell."""
-        return f"{self.sweep}-stage{self.stage}-{self.dataset}-{self.backbone}"
+        """Ray experiment folder and Optuna study name: unique per sweep, stage, cell and
+        (stage 2) seeds."""
+        name = f"{self.sweep}-stage{self.stage}-{self.dataset}-{self.backbone}"
+        return f"{name}-seeds{'-'.join(map(str, self.seeds))}" if self.seeds else name
 
 
 def stage1_trials(search: Search, backbone: str) -> int:
@@ -115,7 +121,8 @@ def plan_units(sweep: Sweep) -> list[Unit]:
             trials = stage1_trials(sweep.search, cell.backbone)
             units.append(Unit(sweep.name, 1, cell.dataset, cell.backbone, trials))
     for cell in sweep.cells:
-        units.append(Unit(sweep.name, 2, cell.dataset, cell.backbone, stage2_trials(sweep, cell)))
+        trials = stage2_trials(sweep, cell)
+        units.append(Unit(sweep.name, 2, cell.dataset, cell.backbone, trials, sweep.seeds))
     return units
 
 

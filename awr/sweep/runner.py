@@ -3,6 +3,7 @@ its state in the output folder so that `--resume` skips what finished and contin
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     """Run `sweep` as `options` say: 0 done, 1 some unit had no successful trial, 130
     interrupted (resumable with --resume)."""
     prepare_environment(local=options.address is None)
+    if options.seeds is not None:
+        sweep = dataclasses.replace(sweep, seeds=options.seeds)
     if options.dry_run:
         print(format_plan(sweep, dry_run_resources(sweep, options)))
         return 0
