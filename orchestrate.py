@@ -104,7 +104,8 @@ def seed_list(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+        message = f"expected integers separated by commas, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"repeated seed in {text!r}")
     return seeds
@@ -135,9 +136,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from awr.tracking import default_tracking_uri
-
     from analysis.report import build_report
+    from awr.tracking import default_tracking_uri
 
     out = Path(args.out).resolve()
     uri = args.tracking_uri or default_tracking_uri(out)
