@@ -45,6 +45,7 @@ PARAM_TYPES: dict[str, type] = {
     "eval_batch_size": int,
     "precision": str,
     "compile": bool,
+    "length_groups": int,
 }
 TAG_COLUMNS: tuple[str, ...] = (
     "sweep",
@@ -66,7 +67,13 @@ RUN_COLUMNS: tuple[str, ...] = (
     "end_time",
 )
 # Params that do not change what a trial computes (seed is the replicate, not the config).
-EXECUTION_PARAMS: tuple[str, ...] = ("seed", "device", "eval_batch_size", "compile")
+EXECUTION_PARAMS: tuple[str, ...] = (
+    "seed",
+    "device",
+    "eval_batch_size",
+    "compile",
+    "length_groups",
+)
 # Params that belong to the mechanism; pairs differ in these and agree on the rest.
 MECHANISM_PARAMS: tuple[str, ...] = ("mechanism", "refine_per_head", "additive_mix")
 FINISHED = "FINISHED"

@@ -82,6 +82,7 @@ RECORD_KEYS = (
     "hidden_size",
     "num_layers",
     "device",
+    "length_groups",
     "num_params",
     "extra_params",
     "train_seconds_per_epoch",
@@ -393,6 +394,7 @@ def bench_record(settings: Settings, workload: Workload, backbone: str, mechanis
         "hidden_size": config.hidden_size,
         "num_layers": config.num_layers,
         "device": str(device),
+        "length_groups": trainer.length_groups,
         "num_params": num_params,
         "extra_params": num_params - none_params(config, workload.num_items),
         "train_seconds_per_epoch": train_seconds,
@@ -542,6 +544,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("mechanism", "mechanism", "{}"),
     ("dataset", "dataset", "{}"),
     ("L", "max_len", "{}"),
+    ("groups", "length_groups", "{}"),
     ("params", "num_params", "{:,}"),
     ("extra", "extra_params", "{:,}"),
     ("s/epoch", "train_seconds_per_epoch", "{:.2f}"),
@@ -612,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--num-heads", type=int, default=2)
     add("--batch-size", type=int, default=256)
     add("--eval-batch-size", type=int, default=TrialConfig().eval_batch_size)
+    add(
+        "--length-groups",
+        type=int,
+        default=TrialConfig().length_groups,
+        help="training sub-batches by length (TrialConfig.length_groups; 0 = auto)",
+    )
     add("--epochs", type=int, default=3, help="timed training epochs (median)")
     add("--warmup", type=int, default=1, help="untimed epochs / eval passes first")
     add("--eval-passes", type=int, default=3, help="timed evaluation passes (median)")
@@ -661,6 +670,7 @@ def make_settings(args: argparse.Namespace) -> Settings:
         num_heads=args.num_heads,
         batch_size=args.batch_size,
         eval_batch_size=args.eval_batch_size,
+        length_groups=args.length_groups,
         device=args.device,
     )
     return Settings(

@@ -12,6 +12,9 @@ from awr.sweep import Budget, Cell, Sweep
 from sweeps.fixed import RELEASED_CODE, RESOURCES, SETTINGS
 
 MAX_LEN = 50
+# The runs in results/2026-11-23-fixed_cpu were made before length groups existed: one group
+# reproduces their dropout draws (more groups give the same gradients but other draws).
+LENGTH_GROUPS = 1
 BUDGET = Budget(max_epochs=60, patience=20)
 SEEDS = (1,)
 
@@ -19,7 +22,7 @@ SEEDS = (1,)
 def sweep() -> Sweep:
     cells = tuple(
         Cell(
-            config.replace(max_len=MAX_LEN),
+            config.replace(max_len=MAX_LEN, length_groups=LENGTH_GROUPS),
             axes=(RELEASED_CODE,) if config.backbone == "stosa" else (),
         )
         for config in SETTINGS

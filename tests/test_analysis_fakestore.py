@@ -86,6 +86,7 @@ def config(dataset: str, backbone: str, mechanism: str, seed: int, **changes: ob
         "eval_batch_size": 1024,
         "precision": "fp32",
         "compile": False,
+        "length_groups": 0,
     }
     return base | changes
 

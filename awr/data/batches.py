@@ -112,6 +112,14 @@ def sample_negatives(
     return neg.masked_fill_(targets == 0, 0)
 
 
+def split_by_length(lengths: torch.Tensor, groups: int) -> list[torch.Tensor]:
+    """Positions 0..B-1 of a batch sorted by `lengths` (B,) (stable, so ties keep batch order)
+    and cut into at most `groups` non-empty parts of near-equal size: parts of similar lengths,
+    whose shared left padding the backbones then skip."""
+    order = torch.argsort(lengths, stable=True)
+    return [part for part in order.tensor_split(groups) if part.numel()]
+
+
 def build_eval_tensors(
     data: SequenceData, max_len: int, split: loo.Split, device: torch.device | str = "cpu"
 ) -> EvalTensors:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from awr.config import TrialConfig
-from awr.data.batches import EvalTensors, TrainTensors, sample_negatives
+from awr.data.batches import EvalTensors, TrainTensors, sample_negatives, split_by_length
 from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
 
@@ -62,6 +62,14 @@ class FitState:
     history: list[EpochRecord] = field(default_factory=list)
 
 
+def resolve_length_groups(length_groups: int, device: torch.device) -> int:
+    """TrialConfig.length_groups with 0 (auto) resolved: 8 on CPU, where skipping padding pays,
+    1 on GPU, where one large batch keeps the device busier than several small ones."""
+    if length_groups:
+        return length_groups
+    return 1 if device.type == "cuda" else 8
+
+
 def global_grad_norm(model: nn.Module) -> float:
     """sqrt(sum ||grad||^2) over all parameters that have a gradient."""
     squares = [p.grad.detach().pow(2).sum() for p in model.parameters() if p.grad is not None]
@@ -91,6 +99,8 @@ class Trainer:
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
+        self.length_groups = resolve_length_groups(config.length_groups, device)
+        self.valid_counts = (train.targets > 0).sum(1)  # (U_train,) loss positions per row
         self.state = FitState()
 
     def train_epoch(self) -> tuple[float, float]:
@@ -104,11 +114,8 @@ class Trainer:
         for start in range(0, num_rows, self.config.batch_size):
             rows = order[start : start + self.config.batch_size]
             batch_negatives = negatives[start : start + self.config.batch_size]
-            with self.autocast:
-                loss = self.loss_fn(tensors.inputs[rows], tensors.targets[rows], batch_negatives)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            total += loss.detach().float()
+            total += self.backward(rows, batch_negatives)
             steps += 1
             if start + self.config.batch_size >= num_rows:
                 grad_norm = global_grad_norm(self.model)
@@ -117,6 +124,32 @@ class Trainer:
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(f"training loss is {mean_loss} at epoch {self.state.epoch + 1}")
         return mean_loss, grad_norm
+
+    def backward(self, rows: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """Gradients of one batch's loss, accumulated into .grad; returns the loss (detached).
+
+        With length groups, each part's loss (a mean over its valid positions) is weighted by
+        its share of the batch's valid positions: the sum is the batch loss, so the gradient is
+        the one-batch gradient up to floating-point order and dropout's random draws."""
+        tensors = self.train_tensors
+        if self.length_groups == 1:
+            with self.autocast:
+                loss = self.loss_fn(tensors.inputs[rows], tensors.targets[rows], negatives)
+            loss.backward()
+            return loss.detach().float()
+        counts = self.valid_counts[rows]  # (B,)
+        total = counts.sum().clamp_min(1)
+        batch_loss = torch.zeros((), device=rows.device)
+        for part in split_by_length(counts, self.length_groups):
+            part_rows = rows[part]
+            with self.autocast:
+                loss = self.loss_fn(
+                    tensors.inputs[part_rows], tensors.targets[part_rows], negatives[part]
+                )
+            weighted = loss * (counts[part].sum() / total)
+            weighted.backward()
+            batch_loss += weighted.detach().float()
+        return batch_loss
 
     def fit(
         self,
