@@ -699,7 +699,8 @@ def print_header(settings: Settings, args: argparse.Namespace) -> None:
     base = settings.base
     print(
         f"  model        hidden {base.hidden_size}, layers {base.num_layers}, heads"
-        f" {base.num_heads}, batch {base.batch_size}, eval batch {base.eval_batch_size}"
+        f" {base.num_heads}, batch {base.batch_size}, eval batch {base.eval_batch_size},"
+        f" length groups {base.length_groups or 'auto'}"
     )
     print(
         f"  timing       warmup {args.warmup}, epochs {args.epochs} (median), eval passes"

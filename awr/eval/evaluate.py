@@ -9,29 +9,36 @@ from awr.data.batches import EvalTensors
 from awr.eval.metrics import metric_sums, target_ranks
 
 
-def mask_history(scores: Tensor, tensors: EvalTensors, start: int, stop: int) -> Tensor:
-    """Set the input items of users start..stop-1 and the padding column to -inf, in place.
-
-    scores (B, N+1) for those users; the history is the full (untruncated) input sequence.
-    """
+def history_entries(tensors: EvalTensors, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """(batch position, item) of every item in the full (untruncated) input histories of
+    `rows`: row r's history is history_items[offsets[r] : offsets[r + 1]]."""
     offsets = tensors.history_offsets
-    lengths = offsets[start + 1 : stop + 1] - offsets[start:stop]  # (B,)
-    rows = torch.repeat_interleave(torch.arange(stop - start, device=scores.device), lengths)
-    items = tensors.history_items[offsets[start] : offsets[stop]]
-    scores[rows, items] = float("-inf")
-    scores[:, 0] = float("-inf")
-    return scores
+    starts = offsets[rows]
+    lengths = offsets[rows + 1] - starts  # (B,)
+    positions = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), lengths)
+    first = torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)  # entry index of row
+    within = torch.arange(positions.numel(), device=rows.device) - first
+    return positions, tensors.history_items[starts[positions] + within]
 
 
-def batch_ranks(model: nn.Module, tensors: EvalTensors, start: int, stop: int) -> Tensor:
-    """Ranks of the targets of users start..stop-1: the target keeps its score, ties count
-    against it."""
-    targets = tensors.targets[start:stop]
-    scores = model.score_all(tensors.inputs[start:stop]).float()  # (B, N+1)
+def batch_ranks(model: nn.Module, tensors: EvalTensors, rows: Tensor) -> Tensor:
+    """Ranks of the targets of `rows` among all items with each user's history masked: the
+    target keeps its own score, ties count against it."""
+    targets = tensors.targets[rows]
+    scores = model.score_all(tensors.inputs[rows]).float()  # (B, N+1)
     target_scores = scores.gather(1, targets[:, None])
-    scores = mask_history(scores, tensors, start, stop)
+    positions, items = history_entries(tensors, rows)
+    scores[positions, items] = float("-inf")
+    scores[:, 0] = float("-inf")  # the padding id
     scores.scatter_(1, targets[:, None], target_scores)
     return target_ranks(scores, targets)
+
+
+def length_order(tensors: EvalTensors) -> Tensor:
+    """The rows sorted by input length (stable): a batch of similar lengths shares its left
+    padding, which the backbones skip. Metrics are means over users, so order changes nothing
+    but floating-point summation order."""
+    return torch.argsort((tensors.inputs > 0).sum(1), stable=True)
 
 
 @torch.inference_mode()
@@ -40,8 +47,7 @@ def evaluate(model: nn.Module, tensors: EvalTensors, batch_size: int = 1024) -> 
     model.eval()
     num_users = int(tensors.targets.shape[0])
     totals: dict[str, Tensor] = {}
-    for start in range(0, num_users, batch_size):
-        stop = min(start + batch_size, num_users)
-        for name, value in metric_sums(batch_ranks(model, tensors, start, stop)).items():
+    for rows in length_order(tensors).split(batch_size):
+        for name, value in metric_sums(batch_ranks(model, tensors, rows)).items():
             totals[name] = totals.get(name, 0) + value
     return {name: float(total) / max(num_users, 1) for name, total in totals.items()}
