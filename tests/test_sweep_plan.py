@@ -3,6 +3,8 @@ choices), --dry-run and --list text, loading by name, validation, and per-trial 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from awr.sweep import Budget, Cell, Resources, Search, Sweep, SweepError, SweepO
 from awr.sweep.cluster import Cluster, trial_resources
 from awr.sweep.plan import plan_units, stage1_trials
 from awr.sweep.space import grid_of, grid_points
+from awr.sweep.state import SweepState
 from sweeps import describe_sweeps, load_sweep, paper
 
 PAPER_GRID = {
@@ -134,3 +137,29 @@ def test_trials_pack_fractional_gpus_and_fall_back_to_cpu() -> None:
         trial_resources(Resources(), 0.25, Cluster(cpus=2, gpus=0))
     with pytest.raises(SweepError, match="2 GPUs per trial"):
         trial_resources(Resources(), 2, gpu_node)
+
+
+def test_stage2_units_name_their_sorted_seeds_and_legacy_keys_get_the_defined_seeds(
+    tmp_path: Path,
+) -> None:
+    sweep = _one_cell(heads_space)
+    stage2 = plan_units(dataclasses.replace(sweep, search=None, seeds=(3, 2)))[0]
+    assert stage2.key == "2/synthetic/sasrec/seeds=2,3"
+    assert stage2.name == "bad-stage2-synthetic-sasrec-seeds2-3"
+    record = {"trials": 2, "finished": 2, "failed": 0, "parent_run_id": "p"}
+    legacy = {"1/synthetic/sasrec": record, "2/synthetic/sasrec": record}
+    SweepState.file(tmp_path, "bad").write_text(json.dumps({"sweep": "bad", "units": legacy}))
+    state = SweepState.load(tmp_path, "bad", defined_seeds=(1,))
+    assert set(state.units) == {"1/synthetic/sasrec", "2/synthetic/sasrec/seeds=1"}
+
+
+def test_seeds_that_a_finished_unit_ran_are_refused(tmp_path: Path) -> None:
+    sweep = dataclasses.replace(_one_cell(heads_space), search=None)
+    record = {"trials": 2, "finished": 2, "failed": 0, "parent_run_id": "p"}
+    units = {"2/synthetic/sasrec/seeds=1": record}
+    SweepState.file(tmp_path, "bad").write_text(json.dumps({"sweep": "bad", "units": units}))
+    state = SweepState.load(tmp_path, "bad", defined_seeds=(1,))
+    state.check_new_seeds(plan_units(dataclasses.replace(sweep, seeds=(2, 3)))[0])
+    state.check_new_seeds(plan_units(sweep)[0])  # the finished unit itself: skipped, not refused
+    with pytest.raises(SweepError, match=r"seeds \[1\] already finished"):
+        state.check_new_seeds(plan_units(dataclasses.replace(sweep, seeds=(1, 2)))[0])

@@ -15,10 +15,15 @@ def history_entries(tensors: EvalTensors, rows: Tensor) -> tuple[Tensor, Tensor]
     offsets = tensors.history_offsets
     starts = offsets[rows]
     lengths = offsets[rows + 1] - starts  # (B,)
-    positions = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), lengths)
-    first = torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)  # entry index of row
-    within = torch.arange(positions.numel(), device=rows.device) - first
-    return positions, tensors.history_items[starts[positions] + within]
+    total = int(lengths.sum())  # the one host sync per batch
+    positions = torch.repeat_interleave(
+        torch.arange(rows.numel(), device=rows.device), lengths, output_size=total
+    )
+    # entry j of row r sits at starts[r] + (j - first entry of r in this batch)
+    shift = torch.repeat_interleave(
+        starts - (lengths.cumsum(0) - lengths), lengths, output_size=total
+    )
+    return positions, tensors.history_items[shift + torch.arange(total, device=rows.device)]
 
 
 def batch_ranks(model: nn.Module, tensors: EvalTensors, rows: Tensor) -> Tensor:

@@ -31,7 +31,7 @@ class Unit:
     dataset: str
     backbone: str
     trials: int
-    seeds: tuple[int, ...] = ()  # stage 2: the seeds it runs, part of its key and name
+    seeds: tuple[int, ...] = ()  # stage 2: the seeds it runs (sorted), part of its key and name
 
     @property
     def key(self) -> str:
@@ -122,7 +122,8 @@ def plan_units(sweep: Sweep) -> list[Unit]:
             units.append(Unit(sweep.name, 1, cell.dataset, cell.backbone, trials))
     for cell in sweep.cells:
         trials = stage2_trials(sweep, cell)
-        units.append(Unit(sweep.name, 2, cell.dataset, cell.backbone, trials, sweep.seeds))
+        seeds = tuple(sorted(sweep.seeds))
+        units.append(Unit(sweep.name, 2, cell.dataset, cell.backbone, trials, seeds))
     return units
 
 

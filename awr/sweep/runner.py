@@ -31,6 +31,7 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     """Run `sweep` as `options` say: 0 done, 1 some unit had no successful trial, 130
     interrupted (resumable with --resume)."""
     prepare_environment(local=options.address is None)
+    defined_seeds = sweep.seeds
     if options.seeds is not None:
         sweep = dataclasses.replace(sweep, seeds=options.seeds)
     if options.dry_run:
@@ -49,13 +50,17 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     uri = options.tracking_uri or default_tracking_uri(out)
     check_tracking_uri(uri)
     SweepState.check(out, sweep.name, options.resume)
+    earlier = SweepState.load(out, sweep.name, defined_seeds)
+    for unit in units:
+        if unit.stage == 2:
+            earlier.check_new_seeds(unit)
     data_dir = trial_data_dir(options)
     checksums = data_checksums(sweep, data_dir) if options.address is None else {}
     with ray_session(out, options.address) as cluster:
         resources = trial_resources(sweep.resources, options.gpus_per_trial, cluster)
         client = client_for(uri)
         experiment_id = ensure_fresh_experiment(client, sweep.name, uri, options.resume)
-        state = SweepState.open(out, sweep.name)
+        state = SweepState.open(out, sweep.name, defined_seeds)
         context = SweepContext(
             sweep=sweep,
             out=out,
@@ -74,9 +79,10 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
             flush=True,
         )
         if not run_units(context, units, state):
+            seeds = "" if options.seeds is None else " --seeds " + ",".join(map(str, options.seeds))
             print(
                 f"interrupted; continue with: python orchestrate.py --sweep {options.name} "
-                f"--out {out} --resume",
+                f"--out {out} --resume{seeds}",
                 flush=True,
             )
             return INTERRUPTED

@@ -53,16 +53,45 @@ class SweepState:
             )
 
     @classmethod
-    def open(cls, out: Path, sweep: str) -> SweepState:
-        """The state of `sweep` in `out`, written at once when new."""
+    def load(cls, out: Path, sweep: str, defined_seeds: tuple[int, ...]) -> SweepState:
+        """The state of `sweep` in `out` (empty when there is none yet); writes nothing.
+        Stage-2 keys written before keys named their seeds (`2/<dataset>/<backbone>`) ran the
+        sweep's own `defined_seeds` and get those in their key."""
         path = cls.file(out, sweep)
         if not path.exists():
-            state = cls(path, sweep)
-            state.save()
-            return state
+            return cls(path, sweep)
         data = json.loads(path.read_text())
-        units = {key: UnitRecord(**record) for key, record in data["units"].items()}
+        suffix = "/seeds=" + ",".join(map(str, sorted(defined_seeds)))
+        units = {
+            key + suffix if key.startswith("2/") and key.count("/") == 2 else key: UnitRecord(
+                **record
+            )
+            for key, record in data["units"].items()
+        }
         return cls(path, sweep, units)
+
+    @classmethod
+    def open(cls, out: Path, sweep: str, defined_seeds: tuple[int, ...]) -> SweepState:
+        """`load`, with the file written at once when new."""
+        state = cls.load(out, sweep, defined_seeds)
+        if not state.path.exists():
+            state.save()
+        return state
+
+    def check_new_seeds(self, unit: Unit) -> None:
+        """A stage-2 unit not finished yet may not repeat a seed that a finished unit of the
+        same cell ran (`--seeds 1,2` after seed 1 would log seed 1 twice)."""
+        cell = unit.key.rsplit("/seeds=", 1)[0]
+        done: set[int] = set()
+        for key in self.units:
+            if key.startswith(cell + "/seeds="):
+                done.update(int(seed) for seed in key.rsplit("=", 1)[1].split(","))
+        repeated = sorted(done.intersection(unit.seeds))
+        if repeated and unit.key not in self.units:
+            raise SweepError(
+                f"{unit.label}: seeds {repeated} already finished in {self.path.name}; "
+                f"pass only new seeds with --seeds"
+            )
 
     def done(self, unit: Unit) -> UnitRecord | None:
         return self.units.get(unit.key)
