@@ -17,7 +17,7 @@ from awr.data.datasets import SequenceData, load_dataset
 from awr.data.synthetic import planted_dataset
 from awr.eval.evaluate import evaluate
 from awr.models.registry import build_model, count_parameters
-from awr.train.trainer import EpochCallback, EpochRecord, Trainer
+from awr.train.trainer import EpochCallback, EpochRecord, Trainer, resolve_length_groups
 
 CAPTURE_POSITIONS = 15
 
@@ -98,6 +98,9 @@ def run_trial(
     """
     started = time.perf_counter()
     device = torch.device(config.device)
+    config = config.replace(
+        length_groups=resolve_length_groups(config.length_groups, device, config.batch_size)
+    )
     data = load_data(config, data_dir)
     train = build_train_tensors(data, config.max_len, device)
     valid = build_eval_tensors(data, config.max_len, "valid", device)

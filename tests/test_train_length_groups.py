@@ -14,6 +14,7 @@ from awr.data.batches import build_eval_tensors, build_train_tensors, split_by_l
 from awr.models.attention import padding_columns
 from awr.models.registry import build_model
 from awr.train.trainer import Trainer, resolve_length_groups
+from awr.trial import run_trial
 
 NUM_ITEMS = 40
 MAX_LEN = 24
@@ -35,9 +36,10 @@ def test_split_by_length_sorts_stably_and_cuts_near_equal_parts() -> None:
 
 
 def test_auto_groups_are_8_on_cpu_and_1_on_cuda_and_bad_values_are_refused() -> None:
-    assert resolve_length_groups(0, torch.device("cpu")) == 8
-    assert resolve_length_groups(0, torch.device("cuda")) == 1
-    assert resolve_length_groups(3, torch.device("cuda")) == 3
+    assert resolve_length_groups(0, torch.device("cpu"), 256) == 8
+    assert resolve_length_groups(0, torch.device("cpu"), 5) == 5
+    assert resolve_length_groups(0, torch.device("cuda"), 256) == 1
+    assert resolve_length_groups(3, torch.device("cuda"), 256) == 3
     with pytest.raises(ConfigError, match="length_groups must be in"):
         TrialConfig(length_groups=-1)
     with pytest.raises(ConfigError, match="batch_size=16"):
@@ -87,3 +89,10 @@ def test_sorted_parts_skip_padding_the_whole_batch_cannot() -> None:
     skipped = [padding_columns(train.inputs[part]) for part in split_by_length(counts, 4)]
     assert skipped[0] >= MAX_LEN // 2  # the shortest quarter of rows: mostly padding skipped
     assert skipped == sorted(skipped, reverse=True)
+
+
+def test_a_trial_reports_the_groups_it_used_not_auto() -> None:
+    config = TrialConfig(dataset="synthetic", hidden_size=16, max_len=10, max_epochs=1)
+    assert config.length_groups == 0
+    assert run_trial(config, log=None).config.length_groups == 8
+    assert run_trial(config.replace(length_groups=2), log=None).config.length_groups == 2

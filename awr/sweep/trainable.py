@@ -16,7 +16,7 @@ from ray import tune
 from awr.config import TrialConfig, from_dict
 from awr.sweep.spec import typed_values
 from awr.tracking import FAILED, FINISHED, KILLED, TRIAL, TrialRun
-from awr.train.trainer import EpochRecord
+from awr.train.trainer import EpochRecord, resolve_length_groups
 from awr.trial import TrialResult, run_trial
 
 CHECKPOINT_FILE = "state.pt"
@@ -44,6 +44,10 @@ class TrialJob:
 def train_trial(params: dict[str, Any], job: TrialJob) -> None:
     """Tune's trainable: `params` are the searched or grid values, over `job.base`."""
     values = {**job.base.to_dict(), **typed_values(params), "device": job.device}
+    # MLflow gets the number of groups used, not 0 for "auto".
+    values["length_groups"] = resolve_length_groups(
+        values["length_groups"], torch.device(job.device), values["batch_size"]
+    )
     trial_id = tune.get_context().get_trial_id()
     run = TrialRun.attach(
         job.tracking_uri,

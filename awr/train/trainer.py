@@ -62,12 +62,12 @@ class FitState:
     history: list[EpochRecord] = field(default_factory=list)
 
 
-def resolve_length_groups(length_groups: int, device: torch.device) -> int:
-    """TrialConfig.length_groups with 0 (auto) resolved: 8 on CPU, where skipping padding pays,
-    1 on GPU, where one large batch keeps the device busier than several small ones."""
+def resolve_length_groups(length_groups: int, device: torch.device, batch_size: int) -> int:
+    """TrialConfig.length_groups with 0 (auto) resolved: 8 on CPU (at most batch_size), where
+    skipping padding pays, 1 on GPU, where one large batch keeps the device busier."""
     if length_groups:
         return length_groups
-    return 1 if device.type == "cuda" else 8
+    return 1 if device.type == "cuda" else min(8, batch_size)
 
 
 def global_grad_norm(model: nn.Module) -> float:
@@ -99,7 +99,7 @@ class Trainer:
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
-        self.length_groups = resolve_length_groups(config.length_groups, device)
+        self.length_groups = resolve_length_groups(config.length_groups, device, config.batch_size)
         self.valid_counts = (train.targets > 0).sum(1)  # (U_train,) loss positions per row
         self.state = FitState()
 
