@@ -63,15 +63,17 @@ SEEDS = (1, 2, 3)
 RESOURCES = Resources(cpus=1, gpus=0.25)
 
 
+def fixed_cell(config: TrialConfig) -> Cell:
+    """A cell at `config`; STOSA cells also vary stosa_released_code."""
+    return Cell(config, axes=(RELEASED_CODE,) if config.backbone == "stosa" else ())
+
+
 def sweep() -> Sweep:
     return Sweep(
         name="fixed",
         description="ML-1M and Beauty at SPEC's fixed settings: every mechanism x 3 seeds "
         "(STOSA x stosa_released_code False/True), no search",
-        cells=tuple(
-            Cell(config, axes=(RELEASED_CODE,) if config.backbone == "stosa" else ())
-            for config in SETTINGS
-        ),
+        cells=tuple(fixed_cell(config) for config in SETTINGS),
         budget=BUDGET,
         seeds=SEEDS,
         resources=RESOURCES,

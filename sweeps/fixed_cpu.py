@@ -8,8 +8,8 @@ epoch budget. Everything else as `fixed` (SPEC section 5's settings for ML-1M, 1
 
 from __future__ import annotations
 
-from awr.sweep import Budget, Cell, Sweep
-from sweeps.fixed import RELEASED_CODE, RESOURCES, SETTINGS
+from awr.sweep import Budget, Sweep
+from sweeps.fixed import RESOURCES, SETTINGS, fixed_cell
 
 MAX_LEN = 50
 # The runs in results/2026-11-23-fixed_cpu were made before length groups existed: one group
@@ -21,10 +21,7 @@ SEEDS = (1,)
 
 def sweep() -> Sweep:
     cells = tuple(
-        Cell(
-            config.replace(max_len=MAX_LEN, length_groups=LENGTH_GROUPS),
-            axes=(RELEASED_CODE,) if config.backbone == "stosa" else (),
-        )
+        fixed_cell(config.replace(max_len=MAX_LEN, length_groups=LENGTH_GROUPS))
         for config in SETTINGS
         if config.dataset == "ml-1m"
     )

@@ -21,6 +21,13 @@ from awr.sweep.spec import (
     with_budget,
 )
 
+SEEDS_MARK = "/seeds="
+
+
+def seeds_suffix(seeds: tuple[int, ...]) -> str:
+    """What a stage-2 unit's key ends with: `/seeds=1,2,3` (sorted)."""
+    return SEEDS_MARK + ",".join(map(str, sorted(seeds)))
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -38,7 +45,7 @@ class Unit:
         """Stage 2's key names its seeds, so a sweep resumed with more seeds (`--seeds`) runs
         the new ones as new units and keeps the finished ones."""
         key = f"{self.stage}/{self.dataset}/{self.backbone}"
-        return f"{key}/seeds={','.join(map(str, self.seeds))}" if self.seeds else key
+        return key + seeds_suffix(self.seeds) if self.seeds else key
 
     @property
     def label(self) -> str:

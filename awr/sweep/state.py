@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from awr.config import TrialConfig, from_dict
-from awr.sweep.plan import Unit
+from awr.sweep.plan import SEEDS_MARK, Unit, seeds_suffix
 from awr.sweep.spec import SweepError
 
 
@@ -61,7 +61,7 @@ class SweepState:
         if not path.exists():
             return cls(path, sweep)
         data = json.loads(path.read_text())
-        suffix = "/seeds=" + ",".join(map(str, sorted(defined_seeds)))
+        suffix = seeds_suffix(defined_seeds)
         units = {
             key + suffix if key.startswith("2/") and key.count("/") == 2 else key: UnitRecord(
                 **record
@@ -81,11 +81,11 @@ class SweepState:
     def check_new_seeds(self, unit: Unit) -> None:
         """A stage-2 unit not finished yet may not repeat a seed that a finished unit of the
         same cell ran (`--seeds 1,2` after seed 1 would log seed 1 twice)."""
-        cell = unit.key.rsplit("/seeds=", 1)[0]
+        cell = unit.key.rsplit(SEEDS_MARK, 1)[0]
         done: set[int] = set()
         for key in self.units:
-            if key.startswith(cell + "/seeds="):
-                done.update(int(seed) for seed in key.rsplit("=", 1)[1].split(","))
+            if key.startswith(cell + SEEDS_MARK):
+                done.update(int(seed) for seed in key.rsplit(SEEDS_MARK, 1)[1].split(","))
         repeated = sorted(done.intersection(unit.seeds))
         if repeated and unit.key not in self.units:
             raise SweepError(
