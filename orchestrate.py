@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--ui", action="store_true", help="start the MLflow UI on 127.0.0.1")
     parser.add_argument("--data-dir", help="dataset folder (default: $AWR_DATA_DIR, else ./data)")
     parser.add_argument("--json", metavar="PATH", help="--trial: also write the result JSON here")
-    parser.add_argument("--out", default="runs", help="sweep output folder (default: runs/)")
+    parser.add_argument(
+        "--out",
+        default="runs",
+        help="output folder of a sweep, or of --trial's per-user ranks (default: runs/)",
+    )
     parser.add_argument(
         "--resume", action="store_true", help="--sweep: continue an interrupted sweep in --out"
     )
@@ -76,12 +80,27 @@ def run_trial_command(args: argparse.Namespace) -> int:
     config = from_pairs(args.trial)
     result = run_trial(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True))
     summary = result.summary()
+    if result.ranks is not None:
+        summary["ranks_path"] = str(result.ranks.save(trial_ranks_path(args, result.config)))
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
     return 0
+
+
+def trial_ranks_path(args: argparse.Namespace, config) -> Path:
+    """Where `--trial` keeps its per-user ranks: beside --json (`<name>.ranks.npz`), else under
+    --out as `trials/<dataset>-<backbone>-<mechanism>-s<seed>-<time>.ranks.npz`."""
+    if args.json:
+        json_path = Path(args.json)
+        return json_path.with_name(json_path.stem + ".ranks.npz")
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{Path(config.dataset).name}-{config.backbone}-{config.mechanism}-s{config.seed}"
+    return Path(args.out) / "trials" / f"{name}-{stamp}.ranks.npz"
 
 
 def data_stats_command(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ Schema (the analysis package reads exactly this): parent runs carry the tags `aw
 `mechanism`, `seed`, `git_commit`, `data_checksum`, `ray_trial_id` and `mlflow.parentRunId`,
 every TrialConfig field as a param, per-epoch metrics at step=epoch, final `test/<m>`,
 `best_valid/<m>`, `best_epoch`, `epochs_run`, `num_params`, `seconds`, and the artifacts
-`config.json`, `epochs.csv`, `attention.npz`. Runs end FINISHED, FAILED (tag `error`) or KILLED.
+`config.json`, `epochs.csv`, `attention.npz`, `ranks.npz` (per-user valid and test ranks at the
+best-validation state, awr/eval/ranks.py). Runs end FINISHED, FAILED (tag `error`) or KILLED.
 """
 
 from __future__ import annotations
@@ -267,11 +268,15 @@ class TrialRun:
 
 
 def write_artifacts(folder: Path, result: TrialResult) -> None:
-    """config.json, epochs.csv and attention.npz of a finished trial into `folder`."""
+    """config.json, epochs.csv, attention.npz and ranks.npz of a finished trial into `folder`."""
+    from awr.eval.ranks import RANKS_FILE
+
     (folder / "config.json").write_text(json.dumps(result.config.to_dict(), indent=2) + "\n")
     write_epochs_csv(folder / "epochs.csv", result.history)
     if result.attention:
         np.savez(folder / "attention.npz", **result.attention)
+    if result.ranks is not None:
+        result.ranks.save(folder / RANKS_FILE)
 
 
 def write_epochs_csv(path: Path, history: Sequence[EpochRecord]) -> None:

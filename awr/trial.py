@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from awr.config import TrialConfig
-from awr.data.batches import build_eval_tensors, build_train_tensors
+from awr.data.batches import EvalTensors, build_eval_tensors, build_train_tensors
 from awr.data.datasets import SequenceData, load_dataset
 from awr.data.synthetic import planted_dataset
-from awr.eval.evaluate import evaluate
+from awr.eval.evaluate import user_ranks
+from awr.eval.ranks import UserRanks
 from awr.models.registry import build_model, count_parameters
 from awr.train.trainer import EpochCallback, EpochRecord, Trainer, resolve_length_groups
 
@@ -34,6 +35,7 @@ class TrialResult:
     data_checksum: str
     history: list[EpochRecord] = field(default_factory=list)
     attention: dict[str, np.ndarray] = field(default_factory=dict)
+    ranks: UserRanks | None = None  # per-user valid and test ranks at the best state
 
     def summary(self) -> dict[str, Any]:
         """The JSON object printed by `--trial`."""
@@ -113,7 +115,8 @@ def run_trial(
     if state.best_model is not None:
         model.load_state_dict(state.best_model)
     test = build_eval_tensors(data, config.max_len, "test", device)
-    test_metrics = evaluate(model, test, config.eval_batch_size)
+    ranks = best_state_ranks(model, valid, test, config.eval_batch_size)
+    test_metrics = ranks.metrics("test")
     attention = capture_attention(model, test.inputs[:capture_users]) if capture_users else {}
     return TrialResult(
         config=config,
@@ -126,4 +129,20 @@ def run_trial(
         data_checksum=data.checksum,
         history=state.history,
         attention=attention,
+        ranks=ranks,
+    )
+
+
+def best_state_ranks(
+    model: torch.nn.Module, valid: EvalTensors, test: EvalTensors, batch_size: int
+) -> UserRanks:
+    """Per-user ranks of the model as it is (the best-validation state): the validation ranks
+    again (they give back the best epoch's validation metrics) and the test ranks, scored
+    once here."""
+    if not torch.equal(valid.user_index, test.user_index):
+        raise RuntimeError("validation and test evaluate different users")
+    return UserRanks(
+        user_index=valid.user_index.cpu().numpy(),
+        valid_rank=user_ranks(model, valid, batch_size).cpu().numpy(),
+        test_rank=user_ranks(model, test, batch_size).cpu().numpy(),
     )

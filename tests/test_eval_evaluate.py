@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from awr.bench import random_sequences
 from awr.data.batches import build_eval_tensors
-from awr.eval.evaluate import evaluate, length_order
+from awr.eval.evaluate import evaluate, length_order, user_ranks
 from awr.eval.metrics import METRIC_NAMES
 
 NUM_ITEMS = 12
@@ -30,6 +30,26 @@ class LastItemScorer(nn.Module):
 
     def score_all(self, input_ids: Tensor) -> Tensor:
         return self.table[input_ids[:, -1]].float()
+
+
+def oracle_ranks(model: LastItemScorer, sequences: list[np.ndarray], split: str) -> list[int]:
+    """The target's rank of every evaluated user (in file order), one user at a time."""
+    ranks = []
+    for seq in sequences:
+        if len(seq) < 3:
+            continue
+        cut = len(seq) - (2 if split == "valid" else 1)
+        history, target = seq[:cut], int(seq[cut])
+        scores = model.table[int(history[-1])].tolist()
+        excluded = set(history.tolist()) - {target}
+        ranks.append(
+            sum(
+                1
+                for item in range(1, NUM_ITEMS + 1)
+                if item != target and item not in excluded and scores[item] >= scores[target]
+            )
+        )
+    return ranks
 
 
 def oracle(model: LastItemScorer, sequences: list[np.ndarray], split: str) -> dict[str, float]:
@@ -67,6 +87,17 @@ def test_evaluate_matches_a_per_user_loop(split: str, batch_size: int) -> None:
     for name in METRIC_NAMES:
         assert got[name] == pytest.approx(expected[name], abs=1e-12), name
     assert 0.0 < expected["recall_5"] < 1.0  # the case is neither trivial nor hopeless
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_user_ranks_are_per_user_in_row_order(split: str) -> None:
+    lengths = np.random.default_rng(5).integers(1, 11, size=40)
+    data = random_sequences("loop", lengths, NUM_ITEMS, seed=7, source="test")
+    model = LastItemScorer()
+    tensors = build_eval_tensors(data, MAX_LEN, split)
+    got = user_ranks(model, tensors, batch_size=3)  # batches in length order, not row order
+    assert got.tolist() == oracle_ranks(model, data.sequences, split)
+    assert tensors.user_index.tolist() == np.flatnonzero(lengths >= 3).tolist()
 
 
 def test_length_order_sorts_rows_by_input_length_stably() -> None:

@@ -18,6 +18,7 @@ from test_sweep_fixtures import STAGE2_MECHANISMS, tiny
 
 from awr.config import TrialConfig
 from awr.eval.metrics import METRIC_NAMES
+from awr.eval.ranks import UserRanks
 from awr.sweep import SweepError, SweepOptions, execute
 from awr.tracking import default_tracking_uri
 
@@ -111,7 +112,7 @@ def test_finished_trials_have_histories_final_metrics_and_artifacts(
 def assert_artifacts(client: MlflowClient, run: Run, folder: Path) -> None:
     folder.mkdir()
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert names == {"config.json", "epochs.csv", "attention.npz"}
+    assert names == {"config.json", "epochs.csv", "attention.npz", "ranks.npz"}
     local = Path(client.download_artifacts(run.info.run_id, "", str(folder)))
     config = json.loads((local / "config.json").read_text())
     assert {k: str(v) for k, v in config.items()} == run.data.params
@@ -123,6 +124,10 @@ def assert_artifacts(client: MlflowClient, run: Run, folder: Path) -> None:
         assert "layer0_A" in attention.files
         assert attention["layer0_A"].shape[0] == 4  # capture_users
         assert ("layer0_refined" in attention.files) == (config["mechanism"] != "none")
+    ranks = UserRanks.load(local / "ranks.npz")
+    assert ranks.metrics("test") == pytest.approx(
+        {name: run.data.metrics[f"test/{name}"] for name in METRIC_NAMES}, abs=1e-9
+    )
 
 
 def test_stage_two_runs_at_stage_one_best_validation_config(tiny_run: SweepRun) -> None:

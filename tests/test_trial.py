@@ -75,6 +75,19 @@ def test_early_stopping_selects_on_validation_only():
     assert result.epochs_run <= 6
 
 
+def test_ranks_give_back_the_best_valid_and_the_test_metrics(tmp_path):
+    from awr.eval.ranks import UserRanks
+
+    result = run_trial(tiny(max_epochs=3), log=None)
+    ranks = result.ranks
+    assert ranks is not None and len(ranks.user_index) == 200  # every synthetic user
+    assert ranks.metrics("test") == pytest.approx(result.test, abs=1e-12)
+    assert ranks.metrics("valid") == pytest.approx(result.valid, abs=1e-12)  # the best epoch's
+    loaded = UserRanks.load(ranks.save(tmp_path / "ranks.npz"))
+    for name in ("user_index", "valid_rank", "test_rank"):
+        assert getattr(loaded, name).tolist() == getattr(ranks, name).tolist()
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
@@ -105,6 +118,8 @@ def test_cli_trial_one_epoch_on_ml1m(data_dir, tmp_path):
     assert lines[0].startswith("epoch    1")
     summary = json.loads(lines[-1])
     assert summary == json.loads(out.read_text())
+    ranks_path = Path(summary["ranks_path"])
+    assert ranks_path == tmp_path / "result.ranks.npz" and ranks_path.stat().st_size < 60_000
     assert summary["epochs_run"] == 1 and summary["best_epoch"] == 1
     assert summary["config"]["max_len"] == 50
     assert 0.0 < summary["test"]["ndcg_5"] < 1.0

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from awr.data.batches import EvalTensors
-from awr.eval.metrics import metric_sums, target_ranks
+from awr.eval.metrics import metrics_from_ranks, target_ranks
 
 
 def history_entries(tensors: EvalTensors, rows: Tensor) -> tuple[Tensor, Tensor]:
@@ -47,12 +47,16 @@ def length_order(tensors: EvalTensors) -> Tensor:
 
 
 @torch.inference_mode()
+def user_ranks(model: nn.Module, tensors: EvalTensors, batch_size: int = 1024) -> Tensor:
+    """The target's rank for every evaluated user, (U_eval,) int64 in the tensors' row order
+    (batches run in length order); leaves the model in eval mode."""
+    model.eval()
+    ranks = torch.empty_like(tensors.targets)
+    for rows in length_order(tensors).split(batch_size):
+        ranks[rows] = batch_ranks(model, tensors, rows)
+    return ranks
+
+
 def evaluate(model: nn.Module, tensors: EvalTensors, batch_size: int = 1024) -> dict[str, float]:
     """Mean Recall@k, NDCG@k and MRR over the evaluated users; leaves the model in eval mode."""
-    model.eval()
-    num_users = int(tensors.targets.shape[0])
-    totals: dict[str, Tensor] = {}
-    for rows in length_order(tensors).split(batch_size):
-        for name, value in metric_sums(batch_ranks(model, tensors, rows)).items():
-            totals[name] = totals.get(name, 0) + value
-    return {name: float(total) / max(num_users, 1) for name, total in totals.items()}
+    return metrics_from_ranks(user_ranks(model, tensors, batch_size))
