@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from analysis.markdown import escape
+from analysis.paired import CONFIDENCE, RESAMPLES
 from analysis.paper import ARXIV_ID, PAPER, TABLE2_SOURCE, TABLE3_SOURCE
 from analysis.stats import ALPHA, MIN_PAIRS_TTEST, MIN_PAIRS_WILCOXON, TTEST_MARK, WILCOXON_MARK
 from analysis.tables import Table
@@ -29,6 +30,9 @@ class ReportContent:
     counts: dict[str, int]
     table2: Table
     table2_note: str = ""
+    per_user_note: str = ""
+    summaries: Sequence[str] = ()
+    forest: str | None = None
     table3: Table | None = None
     complexity: Table | None = None
     figures: Sequence[FigureEntry] = ()
@@ -50,9 +54,25 @@ def legend() -> list[str]:
         "## Legend",
         "",
         "- Cells: mean ± sample standard deviation (ddof=1) of the test metric over seeds, "
-        "with n the number of seeds (± 0 when n=1); then the relative change of that mean vs "
-        "the original backbone in the same column; then the paper's value and, for mechanism "
-        "rows, the paper's own relative change vs its original.",
+        "with n the number of seeds (± 0 when n=1); then the relative change of the mean vs "
+        "the original of the same backbone, settings and variant, over the seeds both have; "
+        "then the per-user comparison; then the paper's value and, for mechanism rows, the "
+        "paper's own relative change vs its original.",
+        "- Like with like: a mechanism is only compared with the original at the same settings "
+        "(the same variant: a sweep that varies e.g. `stosa_released_code` gets a block of rows "
+        "per value). Without such an original, or without a seed both ran, the cell says so "
+        "instead of printing a change.",
+        f"- Per user: every test user is scored by both models on the same target. For each "
+        "seed both ran, the mechanism's run is paired with the original's of that seed; a "
+        "user's differences of the metric are averaged over those seeds and users are the "
+        f"unit. `per user +x% [lo, hi]`: change of the mean over users vs the original's mean, "
+        f"with a {CONFIDENCE:.0%} paired percentile bootstrap CI over users ({RESAMPLES:,} "
+        "resamples, seeded per comparison). Verdict: two-sided paired sign-flip permutation "
+        f"test ({RESAMPLES:,} resamples, exact when fewer sign patterns), Holm-Bonferroni "
+        f"corrected across all per-user comparisons of the table (every row, dataset and "
+        f"metric); `better` / `worse` when the corrected p < {ALPHA}, otherwise `no detectable "
+        "difference`. The CI is per comparison (uncorrected). Raw and corrected p-values, "
+        "differences in metric units and user counts are in table2.csv.",
         "- Test metrics are each trial's scores at its best-validation epoch (early stopping on "
         "validation NDCG@5; test scored once). Where a cell holds several configs, the one "
         "with the highest mean validation NDCG@5 is shown. Nothing is chosen by test metrics.",
@@ -62,7 +82,8 @@ def legend() -> list[str]:
         f"p < {ALPHA}, computed only with at least {MIN_PAIRS_WILCOXON} pairs.",
         "- Pairs: runs with the same seed, dataset, backbone, stage and config apart from the "
         "mechanism's own options (mechanism, refine_per_head, additive_mix) and execution-only "
-        "ones (device, eval_batch_size, compile). p-values are in the CSV files.",
+        "ones (device, eval_batch_size, compile, length_groups). p-values are in the CSV files. "
+        "The seed-level marks are not corrected for multiple comparisons.",
         "- A dash marks a cell without data. The paper reports single runs without variance.",
     ]
 
@@ -98,7 +119,21 @@ def render_report(content: ReportContent) -> str:
     ]
     if content.table2_note:
         lines += [content.table2_note, ""]
+    if content.per_user_note:
+        lines += [content.per_user_note, ""]
     lines += [content.table2.markdown(), "", "Numbers: [table2.csv](table2.csv)", ""]
+    if content.summaries or content.forest:
+        lines += ["### In plain words", "", *content.summaries, ""]
+    if content.forest:
+        lines += [
+            "### Per-user comparisons: forest plot",
+            "",
+            f"![Per-user forest plot]({content.forest})",
+            "",
+            f"One row per comparison: the change vs the original with its {CONFIDENCE:.0%} CI; "
+            "green = better, red = worse, grey = no detectable difference (Holm-corrected).",
+            "",
+        ]
     if content.table3 is not None:
         lines += ["## Table 3: NDCG@5 (test) by number of layers", ""]
         lines += [content.table3.markdown(), "", "Numbers: [table3.csv](table3.csv)", ""]
