@@ -19,8 +19,8 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from test_analysis_fakestore import config, shared_store
 
-from analysis.paired import BETTER, NO_DIFFERENCE, holm, per_user_metrics
-from analysis.per_user import MISSING_RANKS
+from analysis.paired import BETTER, NO_DIFFERENCE, compare, holm, per_user_metrics
+from analysis.per_user import MISSING_RANKS, comparison_seed
 from analysis.report import FOREST_FILE, build_report, ranks_loader
 from analysis.runs import load_trials
 from analysis.selection import one_variant, variant_labels
@@ -68,8 +68,10 @@ def _build(root: Path) -> str:
             tags = {"awr.kind": "trial", "sweep": "ranked", "stage": "2", "seed": str(seed)}
             tags |= {"dataset": "ml-1m", "backbone": backbone, "mechanism": mechanism}
             run_id = client.create_run(experiment, tags=tags).info.run_id
-            users = np.arange(USERS)[::-1]  # any order: pairing goes by user_index
-            ranks = UserRanks(users, np.zeros(USERS, int), ranks_for(backbone, mechanism, seed))
+            # each run lists its users in another order: pairing goes by user_index
+            users = np.random.default_rng([seed, len(mechanism), released]).permutation(USERS)
+            test = ranks_for(backbone, mechanism, seed)[users]
+            ranks = UserRanks(users, np.zeros(USERS, int), test)
             metrics = [Metric(f"test/{k}", v, 0, 0) for k, v in ranks.metrics("test").items()]
             metrics.append(Metric("best_valid/ndcg_5", 0.05, 0, 0))
             params_list = [Param(k, str(v)) for k, v in params.items()]
@@ -123,6 +125,12 @@ def test_per_user_numbers_match_a_direct_computation(table) -> None:
     assert row["user_rel_pct"] == pytest.approx(d.mean() / base * 100)
     assert row["user_rel_low_pct"] < row["user_rel_pct"] < row["user_rel_high_pct"]
     assert row["user_rel_low_pct"] > 0 and row["verdict"] == BETTER
+    cell = {"dataset": "ml-1m", "backbone": "sasrec", "mechanism": "simple", "variant": ""}
+    direct = compare(
+        np.stack(per_seed[:3]), np.stack(per_seed[3:]), seed=comparison_seed(cell, "ndcg_5")
+    )
+    assert row["user_p"] == direct.p_value and row["user_diff_low"] == direct.diff_low
+    assert row["user_rel_high_pct"] == pytest.approx(direct.rel_high_pct)
     # the seed-level change over the same seeds is the same relative change
     assert row["rel_change_pct"] == pytest.approx(row["user_rel_pct"])
 
