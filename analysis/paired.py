@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch.func import vmap
 
+from analysis.stats import ALPHA
 from awr.eval.metrics import metric_sums
 
 RESAMPLES = 10_000
 CONFIDENCE = 0.95
-ALPHA = 0.05
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no detectable difference"
 _CELLS_PER_BATCH = 4_000_000  # resamples x distinct values drawn at once (memory bound)
 _MULTINOMIAL_COST = 8  # a multinomial cell costs about as much as drawing 8 users

@@ -10,6 +10,7 @@ enters one Holm-Bonferroni family with every other per-user comparison of the sa
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Callable, Sequence
@@ -19,18 +20,16 @@ import numpy as np
 import pandas as pd
 
 from analysis.markdown import fmt_pct
-from analysis.names import BACKBONE_LABELS, MECHANISM_LABELS, METRIC_LABELS, ORIGINAL, label
+from analysis.names import ORIGINAL
 from analysis.paired import (
-    ALPHA,
-    BETTER,
     RESAMPLES,
-    WORSE,
     compare,
     holm,
     per_user_metrics,
     verdict,
 )
-from analysis.stats import paired_runs
+from analysis.selection import sort_cells
+from analysis.stats import ALPHA, paired_runs
 from awr.eval.ranks import UserRanks
 
 RanksOf = Callable[[str], UserRanks | None]
@@ -174,50 +173,64 @@ def missing_ranks_count(numeric: pd.DataFrame) -> int:
     return int((numeric["user_status"] == MISSING_RANKS).sum())
 
 
-def _listing(rows: pd.DataFrame) -> str:
-    items = [
-        f"{label(r['mechanism'], MECHANISM_LABELS)} on {label(r['metric'], METRIC_LABELS)} "
-        f"({fmt_pct(r['user_rel_pct'])} [{fmt_pct(r['user_rel_low_pct'])}, "
-        f"{fmt_pct(r['user_rel_high_pct'])}])"
-        for _, r in rows.iterrows()
-    ]
-    return ", ".join(items)
+SEED_CHECK_COLUMNS: tuple[str, ...] = (
+    "dataset",
+    "backbone",
+    "variant",
+    "metric",
+    "seed_a",
+    "seed_b",
+    "user_rel_pct",
+    "user_rel_low_pct",
+    "user_rel_high_pct",
+    "user_p",
+)
 
 
-def block_summary(rows: pd.DataFrame, family: int) -> str:
-    """One plain-language sentence group for one dataset x backbone x variant block."""
-    mechanisms = rows[rows["mechanism"] != ORIGINAL]
-    tested = mechanisms[mechanisms["verdict"].astype(str) != ""] if "verdict" in rows else rows[:0]
-    seed_level = int(((mechanisms["p_ttest"] < ALPHA) | (mechanisms["p_wilcoxon"] < ALPHA)).sum())
-    pairs = sorted({int(n) for n in mechanisms["n_pairs"] if n > 0})
-    plural = "s" if pairs and pairs[-1] > 1 else ""
-    seeds = f"{'/'.join(map(str, pairs))} seed pair{plural}" if pairs else "no seed pairs"
-    text = (
-        f"Over seeds ({seeds}), {seed_level} of {len(mechanisms)} cells reach p < {ALPHA} "
-        "(uncorrected)."
-    )
-    if tested.empty:
-        return text + " No per-user verdicts (no per-user ranks or no seed pairs)."
-    better = tested[tested["verdict"] == BETTER]
-    worse = tested[tested["verdict"] == WORSE]
-    text += f" Per user (Holm over the table's {family} comparisons): "
-    found = []
-    if not better.empty:
-        found.append(f"better: {_listing(better)}")
-    if not worse.empty:
-        found.append(f"worse: {_listing(worse)}")
-    rest = len(tested) - len(better) - len(worse)
-    found.append(f"no detectable difference in {rest} of {len(tested)} cells")
-    return text + "; ".join(found) + "."
+def seed_to_seed(
+    runs: pd.DataFrame,
+    ranks_of: RanksOf,
+    metric: str = "ndcg_5",
+    *,
+    resamples: int = RESAMPLES,
+) -> pd.DataFrame:
+    """The per-user test of the original against itself: for every two seeds a < b of one
+    dataset x backbone x variant, seed a's original vs seed b's, one seed each (raw p).
 
-
-def summaries(numeric: pd.DataFrame, dataset_name: Callable[[str], str]) -> list[str]:
-    """A markdown bullet per dataset x backbone x variant block of a Table 2 numeric frame."""
-    family = int(np.isfinite(numeric["user_p"]).sum()) if "user_p" in numeric else 0
-    lines = []
-    blocks = numeric.groupby(["dataset", "backbone", "variant"], sort=False, dropna=False)
-    for (dataset, backbone, variant), rows in blocks:
-        head = f"**{label(backbone, BACKBONE_LABELS)}, {dataset_name(dataset)}"
-        head += f" ({variant})**" if variant else "**"
-        lines.append(f"- {head}: {block_summary(rows, family)}")
-    return lines
+    The per-user CI and p condition on the trained models: they measure the sampling of users,
+    not the spread between training seeds. Two seeds of the same model differ only by that
+    spread, so how often these comparisons come out below 0.05 shows how much of a verdict
+    training noise alone can produce."""
+    originals = runs[runs["mechanism"] == ORIGINAL]
+    records = []
+    for (dataset, backbone, variant), group in originals.groupby(
+        ["dataset", "backbone", "variant"], sort=False, dropna=False
+    ):
+        by_seed = {
+            int(seed): user_outcomes(list(rows["run_id"]), ranks_of, [metric])
+            for seed, rows in group.groupby("seed")
+        }
+        by_seed = {seed: frame for seed, frame in by_seed.items() if frame is not None}
+        for seed_a, seed_b in itertools.combinations(sorted(by_seed), 2):
+            a, b = by_seed[seed_a], by_seed[seed_b]
+            users = np.intersect1d(a.index.to_numpy(), b.index.to_numpy())
+            cell = {"dataset": dataset, "backbone": backbone, "variant": variant}
+            result = compare(
+                a.loc[users, metric].to_numpy()[None],
+                b.loc[users, metric].to_numpy()[None],
+                resamples=resamples,
+                seed=comparison_seed(cell, metric, seed_a * 1000 + seed_b),
+            )
+            records.append(
+                {
+                    **cell,
+                    "metric": metric,
+                    "seed_a": seed_a,
+                    "seed_b": seed_b,
+                    "user_rel_pct": result.rel_pct,
+                    "user_rel_low_pct": result.rel_low_pct,
+                    "user_rel_high_pct": result.rel_high_pct,
+                    "user_p": result.p_value,
+                }
+            )
+    return sort_cells(pd.DataFrame(records, columns=list(SEED_CHECK_COLUMNS)))

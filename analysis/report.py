@@ -21,8 +21,8 @@ from analysis.names import (
     label,
     split_key,
 )
-from analysis.per_user import MISSING_RANKS, RanksOf, summaries
-from analysis.report_text import FigureEntry, ReportContent, render_report
+from analysis.per_user import MISSING_RANKS, RanksOf, seed_to_seed
+from analysis.report_text import FigureEntry, ReportContent, render_report, summaries
 from analysis.runs import (
     client_for,
     find_experiment,
@@ -47,6 +47,7 @@ FOREST_FILE = "forest_per_user.png"
 OUTPUT_FILES = (
     REPORT_FILE,
     "table2.csv",
+    "seed_check.csv",
     "table3.csv",
     "complexity.csv",
     FOREST_FILE,
@@ -90,7 +91,8 @@ def build_report(
     several_layers = len(layers) > 1
     table2_layers = 1 if several_layers and 1 in layers else None
     t2_trials = trials if table2_layers is None else trials[trials["num_layers"] == 1]
-    t2 = table2(trials, num_layers=table2_layers, ranks_of=ranks_loader(tracking_uri))
+    ranks_of = ranks_loader(tracking_uri)
+    t2 = table2(trials, num_layers=table2_layers, ranks_of=ranks_of)
     t2.numeric.to_csv(out_dir / "table2.csv", index=False)
     t3 = table3(trials) if several_layers else None
     if t3 is not None:
@@ -103,6 +105,9 @@ def build_report(
     figure_runs = one_variant(runs)
     entries = make_figures(tracking_uri, figure_runs, out_dir, figure_dataset, attention_mechanism)
     forest = make_forest(t2, out_dir)
+    seed_check = seed_to_seed(runs, ranks_of)
+    if not seed_check.empty:
+        seed_check.to_csv(out_dir / "seed_check.csv", index=False)
     content = ReportContent(
         sweep=sweep,
         tracking_uri=tracking_uri,
@@ -113,6 +118,7 @@ def build_report(
         per_user_note=per_user_note(t2),
         summaries=tuple(summaries(t2.numeric, dataset_label)),
         forest=forest,
+        seed_check=seed_check,
         table3=t3,
         complexity=comp,
         figures=entries,

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
-from test_analysis_fakestore import config, shared_store
+from test_analysis_fakestore import config
 
 from analysis.paired import BETTER, NO_DIFFERENCE, compare, holm, per_user_metrics
-from analysis.per_user import MISSING_RANKS, comparison_seed
+from analysis.per_user import MISSING_RANKS, comparison_seed, seed_to_seed
 from analysis.report import FOREST_FILE, build_report, ranks_loader
 from analysis.runs import load_trials
 from analysis.selection import one_variant, variant_labels
@@ -174,6 +174,8 @@ def test_report_with_ranks_has_verdicts_and_forest(ranked_uri: str, tmp_path: Pa
     assert "**SASRec, ML-1M**" in text and "**STOSA, ML-1M (stosa_released_code=True)**" in text
     assert "Holm over the table's 9 comparisons" in text
     assert (tmp_path / "out" / FOREST_FILE).stat().st_size > 0
+    assert "### Seed-to-seed check" in text and "seed pairs differ at p < 0.05" in text
+    assert len(pd.read_csv(tmp_path / "out" / "seed_check.csv")) == 4
     csv = pd.read_csv(tmp_path / "out" / "table2.csv")
     assert {"variant", "comparison", "user_diff", "user_p_holm", "verdict"} <= set(csv.columns)
     client = MlflowClient(tracking_uri=ranked_uri)
@@ -184,12 +186,12 @@ def test_report_with_ranks_has_verdicts_and_forest(ranked_uri: str, tmp_path: Pa
     assert FOREST_FILE in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
-def test_report_on_a_store_without_ranks(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
-) -> None:
-    uri = shared_store(tmp_path_factory)  # written like a store from before ranks.npz
-    text = build_report("paper", uri, tmp_path / "old").read_text()
-    assert "Per-user verdicts are missing for 15 of 15 compared cells" in text
-    assert "no `ranks.npz`" in text and "per user" not in text.split("## Legend")[0]
-    assert "+18.2%\\*, paper 0.0104 (+7.2%)" in text  # seed-level columns as before
-    assert not (tmp_path / "old" / FOREST_FILE).exists()
+def test_seed_to_seed_compares_each_original_with_itself(ranked_uri: str) -> None:
+    runs = table_runs(load_trials("ranked", ranked_uri), TABLE2_CELLS)
+    check = seed_to_seed(runs, ranks_loader(ranked_uri), resamples=2000)
+    pairs = list(zip(check["backbone"], check["seed_a"], check["seed_b"], strict=True))
+    assert pairs == [("sasrec", 1, 2), ("sasrec", 1, 3), ("sasrec", 2, 3), ("stosa", 1, 2)]
+    a, b = (per_user_metrics(ranks_for("sasrec", "none", s))["ndcg_5"] for s in (1, 3))
+    row = check.iloc[1]
+    assert row["user_rel_pct"] == pytest.approx((a.mean() / b.mean() - 1) * 100)
+    assert 0 <= row["user_p"] <= 1 and row["user_rel_low_pct"] < row["user_rel_high_pct"]
