@@ -180,3 +180,37 @@ def figure_grad_norm(
         last=last,
     )
     return _save(figure, out_path)
+
+
+VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red"}
+FOREST_ROW_HEIGHT = 0.32  # inches per comparison row
+
+
+def figure_forest(rows: pd.DataFrame, out_path: Path, title: str) -> Path:
+    """Forest plot of per-user paired comparisons: one row per comparison (`name`), one panel
+    per metric (`metric_label`), the relative change `user_rel_pct` with its CI
+    (`user_rel_low_pct`, `user_rel_high_pct`) as a bar, a line at zero, coloured by `verdict`
+    (green better, red worse, grey no detectable difference)."""
+    names = list(dict.fromkeys(rows["name"]))
+    metrics = list(dict.fromkeys(rows["metric_label"]))
+    height = 1.2 + FOREST_ROW_HEIGHT * max(len(names), 1)
+    figure = Figure(figsize=(2.0 + 3.2 * max(len(metrics), 1), height), dpi=DPI)
+    figure.set_layout_engine("constrained")
+    axes = figure.subplots(1, max(len(metrics), 1), squeeze=False, sharey=True)[0]
+    position = {name: len(names) - 1 - i for i, name in enumerate(names)}
+    for ax, metric in zip(axes, metrics, strict=False):
+        of_metric = rows[rows["metric_label"] == metric]
+        for _, row in of_metric.iterrows():
+            y = position[row["name"]]
+            color = VERDICT_COLORS.get(row["verdict"], "tab:gray")
+            low, high = row["user_rel_low_pct"], row["user_rel_high_pct"]
+            ax.plot([low, high], [y, y], color=color, linewidth=2)
+            ax.plot([row["user_rel_pct"]], [y], marker="o", color=color, markersize=5)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_title(metric)
+        ax.set_xlabel("change vs original, % (95% CI)")
+        ax.set_ylim(-0.7, len(names) - 0.3)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(list(position.values()), list(position))
+    figure.suptitle(title)
+    return _save(figure, out_path)

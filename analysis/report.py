@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -11,18 +12,29 @@ from mlflow.tracking import MlflowClient
 
 from analysis import figure_data, figures
 from analysis.complexity import complexity_table, load_bench
-from analysis.names import RANK_CUTOFFS, dataset_label, split_key
-from analysis.report_text import FigureEntry, ReportContent, render_report
+from analysis.names import (
+    BACKBONE_LABELS,
+    MECHANISM_LABELS,
+    METRIC_LABELS,
+    RANK_CUTOFFS,
+    dataset_label,
+    label,
+    split_key,
+)
+from analysis.per_user import MISSING_RANKS, RanksOf, seed_to_seed
+from analysis.report_text import FigureEntry, ReportContent, render_report, summaries
 from analysis.runs import (
     client_for,
     find_experiment,
     finished,
+    load_ranks,
     runs_frame,
     search_trial_runs,
     status_counts,
 )
-from analysis.selection import final_stage
-from analysis.tables import TABLE2_CELLS, table2, table3, table_runs
+from analysis.selection import VARIANT, final_stage, one_variant
+from analysis.tables import TABLE2_CELLS, Table, table2, table3, table_runs
+from awr.eval.ranks import UserRanks
 
 REPORT_FILE = "report.md"
 FIGURE_FILES = {
@@ -31,7 +43,16 @@ FIGURE_FILES = {
     4: "figure4_valid_ndcg5.png",
     5: "figure5_grad_norm.png",
 }
-OUTPUT_FILES = (REPORT_FILE, "table2.csv", "table3.csv", "complexity.csv", *FIGURE_FILES.values())
+FOREST_FILE = "forest_per_user.png"
+OUTPUT_FILES = (
+    REPORT_FILE,
+    "table2.csv",
+    "seed_check.csv",
+    "table3.csv",
+    "complexity.csv",
+    FOREST_FILE,
+    *FIGURE_FILES.values(),
+)
 
 
 def build_report(
@@ -70,7 +91,8 @@ def build_report(
     several_layers = len(layers) > 1
     table2_layers = 1 if several_layers and 1 in layers else None
     t2_trials = trials if table2_layers is None else trials[trials["num_layers"] == 1]
-    t2 = table2(trials, num_layers=table2_layers)
+    ranks_of = ranks_loader(tracking_uri)
+    t2 = table2(trials, num_layers=table2_layers, ranks_of=ranks_of)
     t2.numeric.to_csv(out_dir / "table2.csv", index=False)
     t3 = table3(trials) if several_layers else None
     if t3 is not None:
@@ -80,7 +102,12 @@ def build_report(
         comp.numeric.to_csv(out_dir / "complexity.csv", index=False)
 
     runs = table_runs(t2_trials, TABLE2_CELLS)
-    entries = make_figures(tracking_uri, runs, out_dir, figure_dataset, attention_mechanism)
+    figure_runs = one_variant(runs)
+    entries = make_figures(tracking_uri, figure_runs, out_dir, figure_dataset, attention_mechanism)
+    forest = make_forest(t2, out_dir)
+    seed_check = seed_to_seed(runs, ranks_of)
+    if not seed_check.empty:
+        seed_check.to_csv(out_dir / "seed_check.csv", index=False)
     content = ReportContent(
         sweep=sweep,
         tracking_uri=tracking_uri,
@@ -88,10 +115,14 @@ def build_report(
         counts=counts,
         table2=t2,
         table2_note="Runs with 1 layer, as in the paper's Table 2." if table2_layers else "",
+        per_user_note=per_user_note(t2),
+        summaries=tuple(summaries(t2.numeric, dataset_label)),
+        forest=forest,
+        seed_check=seed_check,
         table3=t3,
         complexity=comp,
         figures=entries,
-        facts=provenance(done, runs),
+        facts=provenance(done, runs, figure_runs),
     )
     path = out_dir / REPORT_FILE
     path.write_text(render_report(content), encoding="utf-8")
@@ -99,7 +130,62 @@ def build_report(
     return path
 
 
-def provenance(done: pd.DataFrame, used: pd.DataFrame) -> list[str]:
+def ranks_loader(tracking_uri: str) -> RanksOf:
+    """run id -> its per-user ranks (None when not logged), each downloaded once."""
+
+    @cache
+    def ranks_of(run_id: str) -> UserRanks | None:
+        return load_ranks(tracking_uri, run_id)
+
+    return ranks_of
+
+
+def per_user_note(t2: Table) -> str:
+    """Why some or all Table 2 cells have no per-user verdict ('' when none is missing)."""
+    numeric = t2.numeric
+    if "user_status" not in numeric.columns:
+        return ""
+    missing = int((numeric["user_status"] == MISSING_RANKS).sum())
+    if not missing:
+        return ""
+    total = int((numeric["user_status"] == MISSING_RANKS).sum() + numeric["user_p"].notna().sum())
+    return (
+        f"Per-user verdicts are missing for {missing} of {total} compared cells: their runs "
+        "have no `ranks.npz` (trials logged before per-user ranks were stored), so those cells "
+        "show the seed-level columns only. Rerun or resume the sweep to get them."
+    )
+
+
+def make_forest(t2: Table, out_dir: Path) -> str | None:
+    """Draw the forest plot of Table 2's per-user comparisons; its file name, None when there
+    is none to draw."""
+    numeric = t2.numeric
+    if "user_rel_pct" not in numeric.columns:
+        return None
+    rows = numeric[numeric["user_rel_pct"].notna()].copy()
+    if rows.empty:
+        return None
+    several = rows["dataset"].nunique() > 1
+    rows["name"] = [
+        " ".join(
+            part
+            for part in (
+                dataset_label(r["dataset"]) if several else "",
+                label(r["backbone"], BACKBONE_LABELS),
+                f"({r[VARIANT]})" if r[VARIANT] else "",
+                label(r["mechanism"], MECHANISM_LABELS),
+            )
+            if part
+        )
+        for _, r in rows.iterrows()
+    ]
+    rows["metric_label"] = [label(m, METRIC_LABELS) for m in rows["metric"]]
+    title = "Per-user paired change vs the original (test, pooled over seed pairs)"
+    figures.figure_forest(rows, out_dir / FOREST_FILE, title)
+    return FOREST_FILE
+
+
+def provenance(done: pd.DataFrame, used: pd.DataFrame, drawn: pd.DataFrame) -> list[str]:
     """Short facts for the report header: what the runs cover and which code and data made them."""
 
     def values(column: str) -> str:
@@ -107,11 +193,22 @@ def provenance(done: pd.DataFrame, used: pd.DataFrame) -> list[str]:
         return ", ".join(f"`{v}`" for v in present) or "not recorded"
 
     stages = sorted({str(s) for s in used["stage"].dropna()})
-    return [
+    variants = sorted({str(v) for v in used[VARIANT] if v}) if VARIANT in used else []
+    facts = [
         f"Datasets: {values('dataset')}; backbones: {values('backbone')}; "
         f"mechanisms: {values('mechanism')}",
-        f"Runs in Table 2 and the figures: {len(used)} (stage {', '.join(stages) or 'untagged'}; "
-        "one config per cell, chosen by validation NDCG@5)",
+        f"Runs in Table 2: {len(used)} (stage {', '.join(stages) or 'untagged'}; one config per "
+        "cell and variant, chosen by validation NDCG@5); in the figures: "
+        f"{len(drawn)}",
+    ]
+    if variants:
+        facts.append(
+            "Variants (settings the sweep varies, each its own block of rows with its own "
+            f"original): {', '.join(f'`{v}`' for v in variants)}; the figures show, per "
+            "backbone, the variant whose original scores best on validation NDCG@5"
+        )
+    return [
+        *facts,
         f"Code commits: {values('git_commit')}; data checksums: {values('data_checksum')}",
     ]
 

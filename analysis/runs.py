@@ -19,6 +19,8 @@ import pandas as pd
 from mlflow.entities import Experiment, Run, ViewType
 from mlflow.tracking import MlflowClient
 
+from awr.eval.ranks import RANKS_FILE, UserRanks
+
 # The TrialConfig fields and their types; params arrive as strings and are typed back here.
 PARAM_TYPES: dict[str, type] = {
     "dataset": str,
@@ -210,14 +212,19 @@ def metric_history(tracking_uri: str, run_id: str, key: str) -> pd.Series:
     return pd.Series([by_step[s][1] for s in steps], index=index, name=key, dtype="float64")
 
 
-def download_attention(tracking_uri: str, run_id: str, dst_dir: Path) -> Path | None:
-    """Download a run's `attention.npz` into `dst_dir`; None when the run has none."""
+def download_artifact(tracking_uri: str, run_id: str, name: str, dst_dir: Path) -> Path | None:
+    """Download the top-level artifact `name` of a run into `dst_dir`; None when absent."""
     client = client_for(tracking_uri)
     names = {artifact.path for artifact in client.list_artifacts(run_id)}
-    if ATTENTION_ARTIFACT not in names:
+    if name not in names:
         return None
     dst_dir.mkdir(parents=True, exist_ok=True)
-    return Path(client.download_artifacts(run_id, ATTENTION_ARTIFACT, str(dst_dir)))
+    return Path(client.download_artifacts(run_id, name, str(dst_dir)))
+
+
+def download_attention(tracking_uri: str, run_id: str, dst_dir: Path) -> Path | None:
+    """Download a run's `attention.npz` into `dst_dir`; None when the run has none."""
+    return download_artifact(tracking_uri, run_id, ATTENTION_ARTIFACT, dst_dir)
 
 
 def load_attention(tracking_uri: str, run_id: str) -> dict[str, np.ndarray] | None:
@@ -228,3 +235,11 @@ def load_attention(tracking_uri: str, run_id: str) -> dict[str, np.ndarray] | No
             return None
         with np.load(path) as archive:
             return {name: np.asarray(archive[name]) for name in archive.files}
+
+
+def load_ranks(tracking_uri: str, run_id: str) -> UserRanks | None:
+    """A run's per-user valid and test ranks (`ranks.npz`), or None for runs logged before
+    trials stored them."""
+    with tempfile.TemporaryDirectory(prefix="awr-ranks-") as tmp:
+        path = download_artifact(tracking_uri, run_id, RANKS_FILE, Path(tmp))
+        return None if path is None else UserRanks.load(path)

@@ -1,5 +1,9 @@
-"""Which finished runs a table or figure uses: the final stage, and one config per cell chosen by
-validation only (never by test metrics)."""
+"""Which finished runs a table or figure uses: the final stage, a settings variant per block,
+and one config per cell chosen by validation only (never by test metrics).
+
+A variant is the value of the params that a sweep varies within one dataset x backbone besides
+the mechanism's own (e.g. `stosa_released_code=True`): tables give each variant its own block
+of rows, compared with the original of the same variant, never across variants."""
 
 from __future__ import annotations
 
@@ -8,9 +12,18 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis.names import BACKBONE_ORDER, MECHANISM_ORDER, SELECTION_METRIC, ordered_datasets
+from analysis.names import (
+    BACKBONE_ORDER,
+    MECHANISM_ORDER,
+    ORIGINAL,
+    SELECTION_METRIC,
+    ordered_datasets,
+)
+from analysis.runs import EXECUTION_PARAMS, MECHANISM_PARAMS, PARAM_TYPES
 
 FINAL_STAGE = "2"
+VARIANT = "variant"
+BLOCK_GROUP: tuple[str, ...] = ("dataset", "backbone")
 
 
 def final_stage(runs: pd.DataFrame) -> pd.DataFrame:
@@ -19,6 +32,56 @@ def final_stage(runs: pd.DataFrame) -> pd.DataFrame:
     if len(stages) > 1 and FINAL_STAGE in stages:
         return runs[runs["stage"].astype(str) == FINAL_STAGE].reset_index(drop=True)
     return runs.reset_index(drop=True)
+
+
+def variant_labels(runs: pd.DataFrame, exclude: Sequence[str] = ()) -> pd.Series:
+    """Each run's variant, `name=value, ...` over the params that take more than one value
+    among the runs of its dataset x backbone ('' where none does). The mechanism's own params,
+    execution-only ones, the seed and `exclude` (a table's own axes, e.g. num_layers) do not
+    count."""
+    skip = {*EXECUTION_PARAMS, *MECHANISM_PARAMS, *BLOCK_GROUP, *exclude}
+    params = [name for name in PARAM_TYPES if name in runs.columns and name not in skip]
+    labels = pd.Series("", index=runs.index, dtype=object)
+    if runs.empty:
+        return labels
+    for _, group in runs.groupby(list(BLOCK_GROUP), dropna=False):
+        varied = [name for name in params if group[name].astype(str).nunique() > 1]
+        if varied:
+            texts = (
+                group[varied]
+                .astype(str)
+                .apply(lambda row, names=varied: ", ".join(f"{n}={row[n]}" for n in names), axis=1)
+            )
+            labels[group.index] = texts
+    return labels
+
+
+def with_variants(runs: pd.DataFrame, exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """`runs` with a `variant` column (see `variant_labels`)."""
+    return runs.assign(**{VARIANT: variant_labels(runs, exclude)})
+
+
+def one_variant(runs: pd.DataFrame, metric: str = SELECTION_METRIC) -> pd.DataFrame:
+    """Per dataset x backbone, the runs of a single variant: the one whose original has the
+    best mean validation `metric` (a variant without original only when none has one); for
+    figures, which draw one block per backbone. Test metrics are never looked at."""
+    if runs.empty or VARIANT not in runs.columns:
+        return runs.reset_index(drop=True)
+    values = runs[metric] if metric in runs.columns else pd.Series(math.nan, index=runs.index)
+    scored = runs.assign(
+        _original=runs["mechanism"] == ORIGINAL,
+        _score=values.where(runs["mechanism"] == ORIGINAL),
+    )
+    keys = [*BLOCK_GROUP, VARIANT]
+    scores = scored.groupby(keys, dropna=False).agg(
+        has=("_original", "any"), score=("_score", "mean")
+    )
+    scores = scores.reset_index().fillna({"score": -math.inf})
+    scores = scores.sort_values(
+        [*BLOCK_GROUP, "has", "score", VARIANT], ascending=[True, True, False, False, True]
+    )
+    chosen = scores.drop_duplicates(list(BLOCK_GROUP), keep="first")[keys]
+    return runs.merge(chosen, on=keys, how="inner")
 
 
 def select_by_validation(
@@ -50,7 +113,8 @@ def select_by_validation(
 
 
 def sort_cells(frame: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
-    """Sort by dataset (paper order), `extra` columns, backbone and mechanism (paper order)."""
+    """Sort by dataset (paper order), `extra` columns, backbone, variant and mechanism (paper
+    order)."""
     orders = {
         "dataset": ordered_datasets(frame["dataset"]) if "dataset" in frame.columns else [],
         "backbone": list(BACKBONE_ORDER),
@@ -58,7 +122,7 @@ def sort_cells(frame: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
     }
     keys: list[str] = []
     ranked = frame.copy()
-    for column in ("dataset", *extra, "backbone", "mechanism"):
+    for column in ("dataset", *extra, "backbone", VARIANT, "mechanism"):
         if column not in frame.columns:
             continue
         if column in orders:

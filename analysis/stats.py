@@ -86,3 +86,17 @@ def paired_significance(treated: pd.DataFrame, baseline: pd.DataFrame, metric: s
     """Pair runs by seed and config (see module doc) and test the difference in `metric`."""
     x, y = paired_values(treated, baseline, metric)
     return paired_test(x, y)
+
+
+def paired_runs(treated: pd.DataFrame, baseline: pd.DataFrame) -> list[tuple[int, list, list]]:
+    """(seed, treated run ids, baseline run ids) for each seed where runs pair up (module doc),
+    ordered by seed; both frames come from `runs.runs_frame` and hold `run_id`."""
+    keys = list(PAIR_COLUMNS)
+    left = treated.groupby(keys, dropna=False)["run_id"].agg(list).rename("treated")
+    right = baseline.groupby(keys, dropna=False)["run_id"].agg(list).rename("baseline")
+    both = pd.concat([left, right], axis=1, join="inner").sort_index(level="seed")
+    seeds = both.index.get_level_values("seed")
+    return [
+        (int(seed), list(t), list(b))
+        for seed, t, b in zip(seeds, both["treated"], both["baseline"], strict=True)
+    ]

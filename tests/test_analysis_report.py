@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from test_analysis_fakestore import shared_store
 
-from analysis.report import FIGURE_FILES, build_report
+from analysis.report import FIGURE_FILES, FOREST_FILE, build_report
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 
@@ -55,6 +55,10 @@ def test_report_for_a_two_stage_sweep(store_uri: str, tmp_path: Path) -> None:
     assert "Trial runs: 39 finished, 1 failed" in text
     assert "| SASRec | M1 simple | 0.0135 ± 0.0014 (n=3), +18.2%\\*, paper 0.0104 (+7.2%) |" in text
     assert "†" in text and "Wilcoxon" in text and "arXiv 2410.21048" in text
+    # a store written before ranks.npz: seed-level columns, and a note saying why no verdicts
+    assert "Per-user verdicts are missing for 15 of 15 compared cells" in text
+    assert "no `ranks.npz`" in text and "per user" not in text.split("## Legend")[0]
+    assert not (out / FOREST_FILE).exists() and not (out / "seed_check.csv").exists()
     assert "## Table 3" not in text and "## Complexity" in text
     for file in FIGURE_FILES.values():
         assert f"]({file})" in text

@@ -18,6 +18,8 @@ NUMERIC_COLUMNS = [
     "dataset",
     "backbone",
     "mechanism",
+    "variant",
+    "comparison",
     "metric",
     "mean",
     "std",
