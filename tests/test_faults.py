@@ -190,6 +190,10 @@ def test_resume_where_no_sweep_began_says_so_and_how_to_start(
         f"'other'; check --out and --sweep, or start the sweep without --resume: "
         f"python orchestrate.py --sweep {TINY} --out {out}"
     )
+    typo = tmp_path / "no-such-folder"
+    code, err, _ = cli(capsys, "--sweep", TINY, "--out", str(typo), "--resume")
+    assert code == 2 and err[0].startswith(f"error: --resume: {typo} holds no sweep 'tiny'")
+    assert not typo.exists()  # nothing created for a mistyped --out
 
 
 def record(value: float) -> UnitRecord:
@@ -287,16 +291,24 @@ def test_storage_faults_are_told_from_other_errors() -> None:
     assert storage_fault(ValueError("bad [Errno 2] thing")) is None
 
 
-def test_tune_failures_log_one_line_without_traceback() -> None:
+def one_line(error: Exception) -> str:
     try:
-        raise OSError(errno.ENOSPC, "No space left on device")
-    except OSError:
+        raise error
+    except Exception:
         record = logging.LogRecord(
             "ray.tune", logging.ERROR, "f", 1, "Trial task failed for %s", ("t1",), sys.exc_info()
         )
     assert OneLineErrors().filter(record)
-    text = logging.Formatter().format(record)
-    assert text == "Trial task failed for t1 OSError: [Errno 28] No space left on device"
+    return logging.Formatter().format(record)
+
+
+def test_tune_failures_log_one_line_without_traceback() -> None:
+    full = OSError(errno.ENOSPC, "No space left on device", "/o/x")
+    assert one_line(full) == "Trial task failed for t1 (the disk is full (/o/x))"
+    remote = RuntimeError("ray::train()\n  File x, line 3\nTrainingDiverged: loss nan at epoch 2")
+    assert one_line(remote) == "Trial task failed for t1 TrainingDiverged: loss nan at epoch 2"
+    store = RuntimeError("(sqlite3.IntegrityError) UNIQUE\n[SQL: x]\n(Background on this error)")
+    assert one_line(store).endswith("t1 RuntimeError: (sqlite3.IntegrityError) UNIQUE")
 
 
 def test_a_reattached_run_logs_no_epoch_twice(tmp_path: Path) -> None:
@@ -332,7 +344,7 @@ def test_sigkill_leaves_no_ray_process_once_reaped(tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "sweep.log"
     driver = launch(out, log)
     try:
-        wait_for_finished(tracking.default_tracking_uri(out), log, 1, driver, limit=240)
+        wait_for_finished(tracking.default_tracking_uri(out), log, 1, driver, limit=600)
         session = json.loads((out / SESSION_FILE).read_text())["session_dir"]
         ray = ray_processes(driver.pid)
         seen = session_processes(session)
@@ -369,7 +381,7 @@ def test_two_drivers_started_at_once_one_runs_one_is_refused(tmp_path: Path) -> 
             f"error: another sweep driver (pid {winner.pid}) is running in {out}; wait for it to "
             "end, or use another --out"
         ]
-        wait_for_finished(tracking.default_tracking_uri(out), logs[1 - refused[0]], 0, winner, 240)
+        wait_for_finished(tracking.default_tracking_uri(out), logs[1 - refused[0]], 0, winner, 600)
         assert json.loads((out / SESSION_FILE).read_text())["driver_pid"] == winner.pid
         os.killpg(winner.pid, signal.SIGINT)
         assert winner.wait(timeout=120) == 130
@@ -403,7 +415,7 @@ def test_a_disk_that_fills_under_a_sweep_ends_in_one_line_and_resumes(
     uri = tracking.default_tracking_uri(out)
     drivers = [launch(out, log)]
     try:
-        wait_for_finished(uri, log, 1, drivers[0], limit=240)
+        wait_for_finished(uri, log, 1, drivers[0], limit=600)
         filler = fill(mount_point)
         code = drivers[0].wait(timeout=300)
         text = log.read_text()

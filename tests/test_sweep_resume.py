@@ -72,7 +72,7 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path: Pat
     uri = default_tracking_uri(out)
     processes = [launch(out, log)]
     try:
-        wait_for_finished(uri, log, 3, processes[0], limit=240)
+        wait_for_finished(uri, log, 3, processes[0], limit=600)
         session = json.loads((out / SESSION_FILE).read_text())["session_dir"]
         ray = ray_processes(processes[0].pid)
         assert len(ray) >= 4 and set(ray) <= set(session_processes(session))
@@ -146,7 +146,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_sweep(tmp_path: Path) -> No
     uri = default_tracking_uri(out)
     processes = [launch(out, log)]
     try:
-        wait_for_finished(uri, log, 1, processes[0], limit=240)
+        wait_for_finished(uri, log, 1, processes[0], limit=600)
         os.killpg(processes[0].pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
         assert processes[0].wait(timeout=120) == 130, log.read_text()
         assert "--resume" in log.read_text()

@@ -56,8 +56,9 @@ def quiet_libraries() -> None:
 
 
 class OneLineErrors(logging.Filter):
-    """Replace a record's traceback by the last line of its exception (`OSError: [Errno 28]
-    No space left on device: ...`), appended to the message."""
+    """Replace a record's traceback by one line appended to its message: the storage fault it
+    is (`(the disk is full (/out/ray/...))`, see folder.storage_fault), else the last line of
+    its exception (`TrainingDiverged: training loss is nan at epoch 2`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:

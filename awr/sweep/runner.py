@@ -43,18 +43,22 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
         print(format_plan(sweep, dry_run_resources(sweep, options)))
         return 0
     out = options.out.resolve()
+    start = f"python orchestrate.py --sweep {options.name} --out {out}{seeds_option(options)}"
+    if options.resume and not out.is_dir():  # a mistyped --out: say so, and create nothing
+        SweepState.check(out, sweep.name, options.resume, start)
     with claim_folder(out):
         reaped = reap_leftovers(out)
         if reaped:
             print(f"stopped {reaped} Ray processes left by an earlier, killed driver", flush=True)
-        return run_in_folder(sweep, options, out, defined_seeds)
+        return run_in_folder(sweep, options, out, defined_seeds, start)
 
 
 def run_in_folder(
-    sweep: Sweep, options: SweepOptions, out: Path, defined_seeds: tuple[int, ...]
+    sweep: Sweep, options: SweepOptions, out: Path, defined_seeds: tuple[int, ...], start: str
 ) -> int:
-    """The sweep in `out`, whose lock this driver holds; a storage fault under it ends every
-    open MLflow run FAILED and becomes one StorageError line saying how to resume."""
+    """The sweep in `out`, whose lock this driver holds (`start` is the command that starts
+    it); a storage fault under it ends every open MLflow run FAILED and becomes one
+    StorageError line saying how to resume."""
     units = plan_units(sweep)
     # Ray, Optuna and MLflow are imported only now, after the environment is set.
     from awr.sweep.cluster import ray_session, trial_resources
@@ -64,7 +68,6 @@ def run_in_folder(
     quiet_libraries()
     uri = options.tracking_uri or default_tracking_uri(out)
     check_tracking_uri(uri)
-    start = f"python orchestrate.py --sweep {options.name} --out {out}{seeds_option(options)}"
     SweepState.check(out, sweep.name, options.resume, start)
     earlier = SweepState.load(out, sweep.name, defined_seeds)
     for unit in units:
