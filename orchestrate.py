@@ -75,10 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_trial_command(args: argparse.Namespace) -> int:
     from awr.config import from_pairs
+    from awr.train.trainer import TrainingDiverged
     from awr.trial import run_trial
 
     config = from_pairs(args.trial)
-    result = run_trial(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True))
+    try:
+        result = run_trial(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True))
+    except TrainingDiverged as error:
+        print(
+            f"error: the trial diverged: {error} with lr={config.lr:g}; lower the learning "
+            f"rate (e.g. lr={config.lr / 10:g})",
+            file=sys.stderr,
+        )
+        return 2
     summary = result.summary()
     if result.ranks is not None:
         summary["ranks_path"] = str(result.ranks.save(trial_ranks_path(args, result.config)))

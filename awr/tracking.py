@@ -39,6 +39,7 @@ RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
 ERROR_LIMIT = 5000  # characters of an error message kept in the `error` tag
 BATCH = 100  # MLflow accepts at most 100 params or tags per batch, 1000 entities in all
 EPOCH_COLUMNS = ("epoch", "train_loss", "grad_norm", "epoch_seconds")
+EPOCH_KEY = "train/loss"  # logged with every epoch: its steps are the epochs a run has
 
 
 def default_tracking_uri(out: Path) -> str:
@@ -222,10 +223,11 @@ class TrialRun:
     """A trial's MLflow run, written from inside the trial: per-epoch metrics in one batch each,
     the final metrics, tags and artifacts, and a terminal status."""
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    def __init__(self, client: MlflowClient, run_id: str, logged: set[int] | None = None) -> None:
         self.client = client
         self.run_id = run_id
         self.ended = False
+        self.logged = logged or set()  # epochs a reattached run already has
 
     @classmethod
     def attach(
@@ -239,12 +241,18 @@ class TrialRun:
         """Reattach the run of this Ray trial under this parent, or create it."""
         client = client_for(uri)
         match = {key: tags[key] for key in ("mlflow.parentRunId", "ray_trial_id")}
-        run_id, _ = open_run(client, experiment_id, match, tags, run_name)
+        run_id, reattached = open_run(client, experiment_id, match, tags, run_name)
         log_params(client, run_id, params)
-        return cls(client, run_id)
+        history = client.get_metric_history(run_id, EPOCH_KEY) if reattached else []
+        return cls(client, run_id, {metric.step for metric in history})
 
     def log_epoch(self, record: EpochRecord) -> None:
-        log_metrics(self.client, self.run_id, record.metrics(), step=record.epoch)
+        """One epoch's metrics at step=epoch; an epoch the run already has (a trial resumed
+        from a checkpoint older than its last logged epoch redoes it, exactly) is not logged
+        again."""
+        if record.epoch not in self.logged:
+            log_metrics(self.client, self.run_id, record.metrics(), step=record.epoch)
+            self.logged.add(record.epoch)
 
     def log_result(self, result: TrialResult) -> None:
         final = {f"test/{name}": value for name, value in result.test.items()}

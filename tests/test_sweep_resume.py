@@ -1,6 +1,6 @@
 """Kill a sweep's driver with SIGKILL mid-sweep, resume it with --resume, and count: every
-trial once in MLflow, none lost, none duplicated, no run left RUNNING, no Ray process of the
-killed driver left behind."""
+trial once in MLflow, none lost, none duplicated, no epoch logged twice, no run left RUNNING, no
+Ray process of the killed driver left behind (counted from the process table)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from awr.sweep.processes import SESSION_FILE, node_processes
+from awr.sweep.processes import SESSION_FILE, session_processes, start_ticks
 from awr.tracking import default_tracking_uri
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
@@ -72,14 +72,19 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path: Pat
     uri = default_tracking_uri(out)
     processes = [launch(out, log)]
     try:
-        wait_for_finished(uri, log, 3, processes[0], limit=240)
-        session = json.loads((out / SESSION_FILE).read_text())
+        wait_for_finished(uri, log, 3, processes[0], limit=600)
+        session = json.loads((out / SESSION_FILE).read_text())["session_dir"]
+        ray = ray_processes(processes[0].pid)
+        assert len(ray) >= 4 and set(ray) <= set(session_processes(session))
         processes[0].send_signal(signal.SIGKILL)
         processes[0].wait(timeout=30)
         runs = trial_runs(uri)
         finished = sum(r.info.status == "FINISHED" for r in runs)
         assert finished < 6, "killed too late"
-        print(f"killed after {finished} finished trials; {len(runs)} trial runs then")
+        time.sleep(1)
+        left = [pid for pid, ticks in ray.items() if start_ticks(pid) == ticks]
+        print(f"killed after {finished} finished trials; {len(runs)} trial runs then; "
+              f"{len(left)} of its {len(ray)} Ray processes alive")  # fmt: skip
 
         processes.append(launch(out, log, "--resume"))
         assert processes[1].wait(timeout=300) == 0, log.read_text()
@@ -96,16 +101,42 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path: Pat
     assert max(ids.values()) == 1
     stage2 = [r for r in runs if r.data.tags["stage"] == "2"]
     assert {(r.data.params["mechanism"], r.data.params["seed"]) for r in stage2} == STAGE2_RUNS
-    for run in runs:
+    for run in runs:  # every epoch once: a resumed trial redoing an epoch does not log it again
         epochs = int(run.data.metrics["epochs_run"])
         client = MlflowClient(tracking_uri=uri)
-        steps = {m.step for m in client.get_metric_history(run.info.run_id, "valid/ndcg_5")}
-        assert steps == set(range(1, epochs + 1))
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "valid/ndcg_5")]
+        assert sorted(steps) == list(range(1, epochs + 1))
     parents = parent_runs(uri)
     assert sorted(r.info.status for r in parents) == ["FINISHED", "FINISHED"]
     assert "resuming" in log.read_text()
-    assert node_processes(session["node_id"]) == []
+    assert [pid for pid, ticks in ray.items() if start_ticks(pid) == ticks] == []
+    assert session_processes(session) == []
+    if left:
+        assert "Ray processes left by an earlier, killed driver" in log.read_text()
     assert not (out / SESSION_FILE).exists()
+
+
+def ray_processes(driver: int) -> dict[int, int]:
+    """pid -> start ticks of every live descendant of `driver`, from the process table's
+    parent links (independent of the finder in awr.sweep.processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found: dict[int, int] = {}
+    todo = [driver]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            ticks = start_ticks(child)
+            if ticks is not None:
+                found[child] = ticks
+                todo.append(child)
+    return found
 
 
 @pytest.mark.slow
@@ -115,7 +146,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_sweep(tmp_path: Path) -> No
     uri = default_tracking_uri(out)
     processes = [launch(out, log)]
     try:
-        wait_for_finished(uri, log, 1, processes[0], limit=240)
+        wait_for_finished(uri, log, 1, processes[0], limit=600)
         os.killpg(processes[0].pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
         assert processes[0].wait(timeout=120) == 130, log.read_text()
         assert "--resume" in log.read_text()

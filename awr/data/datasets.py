@@ -6,9 +6,10 @@ read as pairs; any other all-integer file as seq):
   * seq: `user item item ...` per line, items in time order (S3-Rec / STOSA's format).
 A seq file whose users each have exactly one item reads the same either way, so the heuristic
 never changes the result. Both may be gzip-compressed. Item ids must be >= 1; num_items is the
-largest item id. Raw sources given as a path: a `::`-separated file is GroupLens ML-1M
-`ratings.dat`; a `.csv` with 4 fields per line is Amazon `user,item,rating,time`, with 3 fields
-Kaggle anime `user_id,anime_id,rating` (see raw.py for their preprocessing, default options).
+largest item id, which may not exceed `item_id_bound` (sparse ids must be re-indexed). Raw
+sources given as a path: a `::`-separated file is GroupLens ML-1M `ratings.dat`; a `.csv` with
+4 fields per line is Amazon `user,item,rating,time`, with 3 fields Kaggle anime
+`user_id,anime_id,rating` (see raw.py for their preprocessing, default options).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from awr.data import raw
 from awr.data.errors import DataError, data_error
 
 CACHE_VERSION = 1
+ITEM_ID_FLOOR = 2**20  # about a million ids: a 64-wide embedding of 256 MiB
+ITEM_ID_RATIO = 8
 ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 ANIME_URL = "https://www.kaggle.com/datasets/CooperUnion/anime-recommendations-database"
 
@@ -201,7 +204,24 @@ def parse_sequence_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if bad.any():
         reason = f"item id {items[np.argmax(bad)]} < 1 (0 is reserved for padding)"
         raise data_error(path, reason, int(item_line[np.argmax(bad)]))
+    bound = item_id_bound(len(items))
+    far = items > bound
+    if far.any():
+        k = int(np.argmax(far))
+        reason = (
+            f"item id {items[k]} is beyond {bound:,}, the largest id a file of "
+            f"{len(items):,} interactions may use (the model keeps one embedding row per id up "
+            "to the largest); re-index the items to 1..N"
+        )
+        raise data_error(path, reason, int(item_line[k]))
     return items, offsets
+
+
+def item_id_bound(interactions: int) -> int:
+    """The largest item id accepted in a file of `interactions` interactions: ITEM_ID_RATIO ids
+    per interaction (a file whose ids are dense uses at most one), and never less than
+    ITEM_ID_FLOOR. Checked before anything is sized by the largest id."""
+    return max(ITEM_ID_FLOOR, ITEM_ID_RATIO * interactions)
 
 
 def first_repeat(ids: np.ndarray) -> int:
@@ -230,6 +250,7 @@ def read_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         and offsets[-1] == len(items)
         and bool((np.diff(offsets) >= 1).all())
         and bool((items >= 1).all())
+        and int(items.max()) <= item_id_bound(len(items))
     )
     return (items, offsets) if valid else None
 

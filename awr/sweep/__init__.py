@@ -4,8 +4,9 @@
 
 Modules: spec (what a sweep is), plan (units and trial counts), runner (the sweep loop),
 stage (one Tuner per unit), trainable (inside a trial), search (Optuna, stopper, ASHA),
-cluster (Ray start and resources), processes (leftovers of killed drivers), state (resume),
-progress (the operator's lines). Ray is imported only once a sweep runs.
+cluster (Ray start and resources), processes (leftovers of killed drivers), folder (the output
+folder's lock, space checks and storage faults), state (resume), progress (the operator's
+lines). Ray is imported only once a sweep runs.
 """
 
 from awr.sweep.options import SweepOptions

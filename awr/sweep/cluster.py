@@ -7,11 +7,11 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from awr.sweep.processes import clear_session, live_driver, reap_leftovers, record_session
+from awr.sweep.processes import clear_session, record_session
 from awr.sweep.spec import Resources, SweepError
 
 OBJECT_STORE_BYTES = 512 * 2**20  # trials pass little through the object store
@@ -50,22 +50,22 @@ def local_cpus() -> int:
 @contextmanager
 def ray_session(out: Path, address: str | None) -> Iterator[Cluster]:
     """A Ray to run on: the one already initialised in this process (tests), a cluster at
-    `address`, or a local instance that is shut down on exit, whatever happens."""
+    `address`, or a local instance that is shut down on exit, whatever happens, with every
+    process of its session stopped. Call it holding the folder's lock (folder.claim_folder)."""
     import ray
 
     if ray.is_initialized():
         yield _cluster(ray.cluster_resources())
         return
-    node_id = None
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    else:
-        driver = live_driver(out)
-        if driver is not None:
-            raise SweepError(f"a sweep driver (pid {driver}) is still running on {out}")
-        reaped = reap_leftovers(out)
-        if reaped:
-            print(f"stopped {reaped} Ray processes left by an earlier, killed driver", flush=True)
+        try:
+            yield _cluster(ray.cluster_resources())
+        finally:
+            ray.shutdown()
+        return
+    record_session(out, None)  # a driver killed while Ray starts is found by its pid
+    try:
         ray.init(
             num_cpus=local_cpus(),
             include_dashboard=False,
@@ -73,14 +73,19 @@ def ray_session(out: Path, address: str | None) -> Iterator[Cluster]:
             object_store_memory=OBJECT_STORE_BYTES,
             logging_level=logging.WARNING,
         )
-        node_id = ray.get_runtime_context().get_node_id()
-        record_session(out, node_id)
-    try:
+        record_session(out, session_dir())
         yield _cluster(ray.cluster_resources())
     finally:
         ray.shutdown()
-        if node_id is not None:
-            clear_session(out, node_id)
+        with suppress(OSError):  # a folder gone read-only must not hide the error itself
+            clear_session(out)
+
+
+def session_dir() -> str:
+    """The session folder of the local Ray this process started (see processes.py)."""
+    import ray
+
+    return ray._private.worker.global_worker.node.get_session_dir_path()
 
 
 def _cluster(resources: dict[str, float]) -> Cluster:

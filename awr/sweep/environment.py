@@ -6,6 +6,8 @@ import logging
 import os
 from pathlib import Path
 
+from awr.sweep.folder import storage_fault
+
 DEFAULTS = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -15,6 +17,12 @@ DEFAULTS = {
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0 the old reporter prints nothing at all
 }
 QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "mlflow", "alembic")
+# Tune logs each failed trial and each failed state snapshot with a traceback; the sweep keeps
+# one line of each (the full error is in the trial's MLflow run, tag `error`, and its error.txt).
+ONE_LINE_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state")
+LIBRARY_NOTES = ("(Background on this error", "[SQL:", "[parameters:")  # SQLAlchemy's trailers
+# MLflow logs each store error with its traceback, then raises it: the raised error is enough.
+SILENT_LOGGERS = ("mlflow.store.db.utils",)
 
 
 def prepare_environment(local: bool) -> None:
@@ -39,3 +47,30 @@ def quiet_libraries() -> None:
     # Restored trials that never wrote a result file are expected after a kill.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in SILENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in ONE_LINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OneLineErrors) for f in logger.filters):
+            logger.addFilter(OneLineErrors())
+
+
+class OneLineErrors(logging.Filter):
+    """Replace a record's traceback by one line appended to its message: the storage fault it
+    is (`(the disk is full (/out/ray/...))`, see folder.storage_fault), else the last line of
+    its exception (`TrainingDiverged: training loss is nan at epoch 2`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            lines = [line for line in lines if not line.startswith(LIBRARY_NOTES)]
+            last = lines[-1] if lines else ""
+            summary = last if ":" in last else f"{type(error).__name__}: {last}".rstrip(": ")
+            fault = storage_fault(error)
+            summary = f"({fault})" if fault else summary
+            record.msg = f"{record.getMessage()} {summary}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from awr.config import TrialConfig
+from awr.data.datasets import resolve_cache_dir
 from awr.sweep.environment import prepare_environment, quiet_libraries
+from awr.sweep.folder import StorageError, check_cache, claim_folder, fault_of, free_reserve
 from awr.sweep.options import SweepOptions
 from awr.sweep.plan import Unit, format_plan, plan_units
+from awr.sweep.processes import reap_leftovers
 from awr.sweep.spec import Sweep, SweepError, with_budget
 from awr.sweep.state import SweepState, UnitRecord
 
@@ -29,7 +34,7 @@ def run_sweep(options: SweepOptions) -> int:
 
 def execute(sweep: Sweep, options: SweepOptions) -> int:
     """Run `sweep` as `options` say: 0 done, 1 some unit had no successful trial, 130
-    interrupted (resumable with --resume)."""
+    interrupted (resumable with --resume). One driver at a time per output folder."""
     prepare_environment(local=options.address is None)
     defined_seeds = sweep.seeds
     if options.seeds is not None:
@@ -37,10 +42,24 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     if options.dry_run:
         print(format_plan(sweep, dry_run_resources(sweep, options)))
         return 0
-    units = plan_units(sweep)
     out = options.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    start = f"python orchestrate.py --sweep {options.name} --out {out}{seeds_option(options)}"
+    if options.resume and not out.is_dir():  # a mistyped --out: say so, and create nothing
+        SweepState.check(out, sweep.name, options.resume, start)
+    with claim_folder(out):
+        reaped = reap_leftovers(out)
+        if reaped:
+            print(f"stopped {reaped} Ray processes left by an earlier, killed driver", flush=True)
+        return run_in_folder(sweep, options, out, defined_seeds, start)
 
+
+def run_in_folder(
+    sweep: Sweep, options: SweepOptions, out: Path, defined_seeds: tuple[int, ...], start: str
+) -> int:
+    """The sweep in `out`, whose lock this driver holds (`start` is the command that starts
+    it); a storage fault under it ends every open MLflow run FAILED and becomes one
+    StorageError line saying how to resume."""
+    units = plan_units(sweep)
     # Ray, Optuna and MLflow are imported only now, after the environment is set.
     from awr.sweep.cluster import ray_session, trial_resources
     from awr.sweep.stage import SweepContext
@@ -49,44 +68,77 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     quiet_libraries()
     uri = options.tracking_uri or default_tracking_uri(out)
     check_tracking_uri(uri)
-    SweepState.check(out, sweep.name, options.resume)
+    SweepState.check(out, sweep.name, options.resume, start)
     earlier = SweepState.load(out, sweep.name, defined_seeds)
     for unit in units:
         if unit.stage == 2:
             earlier.check_new_seeds(unit)
     data_dir = trial_data_dir(options)
     checksums = data_checksums(sweep, data_dir) if options.address is None else {}
-    with ray_session(out, options.address) as cluster:
-        resources = trial_resources(sweep.resources, options.gpus_per_trial, cluster)
-        client = client_for(uri)
-        experiment_id = ensure_fresh_experiment(client, sweep.name, uri, options.resume)
-        state = SweepState.open(out, sweep.name, defined_seeds)
-        context = SweepContext(
-            sweep=sweep,
-            out=out,
-            resume=options.resume,
-            tracking_uri=uri,
-            experiment_id=experiment_id,
-            git_commit=git_commit(),
-            checksums=checksums,
-            data_dir=data_dir,
-            resources=resources,
-        )
-        total = sum(unit.trials for unit in units)
-        print(
-            f"sweep {sweep.name}: {total} trials in {len(units)} units; "
-            f"{resources.describe()}; MLflow {uri}",
-            flush=True,
-        )
-        if not run_units(context, units, state):
-            seeds = "" if options.seeds is None else " --seeds " + ",".join(map(str, options.seeds))
+    if options.address is None and (warning := check_cache(resolve_cache_dir(None))):
+        print(warning, file=sys.stderr, flush=True)
+    try:
+        with ray_session(out, options.address) as cluster:
+            resources = trial_resources(sweep.resources, options.gpus_per_trial, cluster)
+            client = client_for(uri)
+            experiment_id = ensure_fresh_experiment(client, sweep.name, uri, options.resume)
+            state = SweepState.open(out, sweep.name, defined_seeds)
+            context = SweepContext(
+                sweep=sweep,
+                out=out,
+                resume=options.resume,
+                tracking_uri=uri,
+                experiment_id=experiment_id,
+                git_commit=git_commit(),
+                checksums=checksums,
+                data_dir=data_dir,
+                resources=resources,
+            )
+            total = sum(unit.trials for unit in units)
             print(
-                f"interrupted; continue with: python orchestrate.py --sweep {options.name} "
-                f"--out {out} --resume{seeds}",
+                f"sweep {sweep.name}: {total} trials in {len(units)} units; "
+                f"{resources.describe()}; MLflow {uri}",
                 flush=True,
             )
-            return INTERRUPTED
+            if not run_units(context, units, state):
+                print(f"interrupted; continue with: {start} --resume", flush=True)
+                return INTERRUPTED
+    except Exception as error:
+        fault = fault_of(error, out, store=uri)
+        if fault is None or (isinstance(error, SweepError) and not isinstance(error, StorageError)):
+            raise
+        raise StorageError(storage_message(fault, out, uri, sweep.name, start)) from None
     return report(state, units, uri)
+
+
+def seeds_option(options: SweepOptions) -> str:
+    return "" if options.seeds is None else " --seeds " + ",".join(map(str, options.seeds))
+
+
+def storage_message(fault: str, out: Path, uri: str, sweep: str, start: str) -> str:
+    """After a storage fault (Ray already stopped): free the reserve, end the open MLflow runs
+    FAILED with the fault, and say in one line what failed, where, and how to resume."""
+    free_reserve(out)
+    try:
+        ended = fail_open_runs(uri, sweep, f"storage fault: {fault}")
+        runs = f"{ended} open MLflow run{'' if ended == 1 else 's'} ended FAILED"
+    except Exception:  # the store itself cannot be written: --resume settles the runs later
+        runs = "the open MLflow runs could not be ended (--resume settles them)"
+    return f"the sweep stopped: {fault}; {runs}; once fixed, continue with: {start} --resume"
+
+
+def fail_open_runs(uri: str, sweep: str, reason: str) -> int:
+    """End every RUNNING run of the sweep's experiment FAILED with `reason`; how many."""
+    from awr.tracking import FAILED, client_for, end_run, search_all
+
+    client = client_for(uri)
+    experiment = client.get_experiment_by_name(sweep)
+    if experiment is None:
+        return 0
+    runs = search_all(client, experiment.experiment_id, "attributes.status = 'RUNNING'")
+    for run in runs:
+        end_run(client, run.info.run_id, FAILED, reason)
+    return len(runs)
 
 
 def run_units(context: SweepContext, units: list[Unit], state: SweepState) -> bool:

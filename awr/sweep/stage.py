@@ -15,6 +15,7 @@ from ray.tune import ResultGrid
 
 from awr.config import TrialConfig
 from awr.sweep.cluster import TrialResources
+from awr.sweep.folder import StorageFault, fault_of, storage_fault
 from awr.sweep.plan import Unit, stage2_axes
 from awr.sweep.progress import ProgressLines, completed
 from awr.sweep.search import MODE, PatienceStopper, build_scheduler, build_searcher
@@ -94,8 +95,9 @@ def run_unit(context: SweepContext, unit: Unit, base: TrialConfig) -> UnitOutcom
     )
     try:
         return run_tuner(context, unit, parent, trainable, base)
-    except BaseException:  # Ctrl-C outside Tune's own handling, or an error in Tune itself
-        end_run(client, parent, KILLED)
+    except BaseException as error:  # Ctrl-C outside Tune's handling, an error in Tune itself
+        if fault_of(error, context.out, context.tracking_uri) is None:  # else the runner fails it
+            end_run(client, parent, KILLED)
         raise
 
 
@@ -130,6 +132,9 @@ def run_tuner(
     grid = fit(tuner)
     errors = {trial_id(result): str(result.error) for result in grid if result.error}
     settle_children(client, context.experiment_id, parent, errors)
+    faults = [f for f in (storage_fault(e, context.tracking_uri) for e in errors.values()) if f]
+    if faults:  # not the trials' own failure: the unit stays unfinished, --resume reruns them
+        raise StorageFault(faults[0])
     if not completed(unit.label, unit.trials):
         end_run(client, parent, KILLED)
         return UnitOutcome(None, interrupted=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,33 +42,50 @@ class SweepState:
     def file(out: Path, sweep: str) -> Path:
         return out / f"{sweep}.sweep.json"
 
+    @staticmethod
+    def backup(path: Path) -> Path:
+        """The last good state before the latest save: `<sweep>.sweep.json.bak` beside it."""
+        return path.with_name(path.name + ".bak")
+
     @classmethod
-    def check(cls, out: Path, sweep: str, resume: bool) -> None:
+    def check(cls, out: Path, sweep: str, resume: bool, start: str) -> None:
         """Starting afresh where the sweep has already begun is an error (use --resume, or
-        another --out)."""
+        another --out); so is resuming where it never began (`start` is the command that
+        starts it)."""
         path = cls.file(out, sweep)
         if path.exists() and not resume:
             raise SweepError(
                 f"{out} already holds sweep {sweep!r} (see {path.name}); continue it with "
                 "--resume, or choose another --out"
             )
+        if resume and not path.exists():
+            others = sorted(p.name.removesuffix(".sweep.json") for p in out.glob("*.sweep.json"))
+            held = f"; it holds sweep {', '.join(map(repr, others))}" if others else ""
+            raise SweepError(
+                f"--resume: {out} holds no sweep {sweep!r} (no {path.name}){held}; check --out "
+                f"and --sweep, or start the sweep without --resume: {start}"
+            )
 
     @classmethod
     def load(cls, out: Path, sweep: str, defined_seeds: tuple[int, ...]) -> SweepState:
         """The state of `sweep` in `out` (empty when there is none yet); writes nothing.
         Stage-2 keys written before keys named their seeds (`2/<dataset>/<backbone>`) ran the
-        sweep's own `defined_seeds` and get those in their key."""
+        sweep's own `defined_seeds` and get those in their key. A file that cannot be read as
+        a state is an error naming it and its backup."""
         path = cls.file(out, sweep)
         if not path.exists():
             return cls(path, sweep)
-        data = json.loads(path.read_text())
         suffix = seeds_suffix(defined_seeds)
-        units = {
-            key + suffix if key.startswith("2/") and key.count("/") == 2 else key: UnitRecord(
-                **record
-            )
-            for key, record in data["units"].items()
-        }
+        try:
+            data = json.loads(path.read_text())
+            units = {
+                key + suffix if key.startswith("2/") and key.count("/") == 2 else key: UnitRecord(
+                    **record
+                )
+                for key, record in data["units"].items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise SweepError(corrupt_message(path, cls.backup(path), error)) from None
         return cls(path, sweep, units)
 
     @classmethod
@@ -101,10 +119,38 @@ class SweepState:
         self.save()
 
     def save(self) -> None:
+        """Write the state atomically (a synced temp file, then os.replace), keeping the file
+        it replaces as the backup."""
         data = {
             "sweep": self.sweep,
             "units": {key: dataclasses.asdict(record) for key, record in self.units.items()},
         }
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(temporary, self.path)
+        backup = self.backup(self.path)
+        try:
+            with open(temporary, "w") as handle:
+                handle.write(json.dumps(data, indent=2) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            if self.path.exists():
+                shutil.copyfile(self.path, backup.with_suffix(".tmp"))
+                os.replace(backup.with_suffix(".tmp"), backup)
+            os.replace(temporary, self.path)
+        except BaseException:  # a full disk: the last good state and its backup stay as they were
+            for path in (temporary, backup.with_suffix(".tmp")):
+                path.unlink(missing_ok=True)
+            raise
+
+
+def corrupt_message(path: Path, backup: Path, error: Exception) -> str:
+    """One line: which state file is unreadable, why, and how to go on."""
+    reason = f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
+    how = (
+        f"restore the last good state with `cp {backup} {path}` and resume again"
+        if backup.is_file()
+        else "there is no backup of it"
+    )
+    return (
+        f"the sweep state {path} is corrupt ({reason}); {how}, or start afresh in another --out "
+        "(the runs already in MLflow stay there)"
+    )

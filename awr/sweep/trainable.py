@@ -4,6 +4,7 @@ run FINISHED, FAILED (with the error) or KILLED (stopped by Tune)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -74,16 +75,23 @@ def train_trial(params: dict[str, Any], job: TrialJob) -> None:
         run.log_result(result)
         run.end(FINISHED)
     except SystemExit:  # Tune stopped the trial (scheduler, stopper, Ctrl-C) during a report
-        run.end(KILLED)
+        end_quietly(run, KILLED)
         if reporter is not None:
             reporter.discard()
         raise
     except BaseException as error:
-        run.end(FAILED, f"{type(error).__name__}: {error}")
+        end_quietly(run, FAILED, f"{type(error).__name__}: {error}")
         if reporter is not None:
             reporter.discard()
         raise
     reporter.finish(result)
+
+
+def end_quietly(run: TrialRun, status: str, error: str | None = None) -> None:
+    """End the run; where the store refuses (a full disk), the trial's own error still goes to
+    Tune, and the driver ends the run once it has made room."""
+    with contextlib.suppress(Exception):
+        run.end(status, error)
 
 
 def trial_tags(job: TrialJob, values: dict[str, Any], trial_id: str) -> dict[str, str]:
