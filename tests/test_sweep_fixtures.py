@@ -39,8 +39,24 @@ def steady_space(trial: Any, backbone: str) -> None:
     trial.suggest_categorical("lr", [1e-3, 1e-2])
 
 
+def packed() -> Sweep:
+    """Stage 2 only, 2 mechanisms x 2 seeds packed (2 Ray trials), no dropout: each member
+    must log what its lone trial would; checkpoints after every epoch."""
+    return Sweep(
+        name="packed",
+        description="synthetic SASRec: 2 mechanisms x 2 packed seeds",
+        cells=(Cell(TINY.replace(dropout=0.0, attn_dropout=0.0)),),
+        budget=Budget(max_epochs=3, patience=2),
+        seeds=(1, 2),
+        mechanisms=STAGE2_MECHANISMS,
+        capture_users=4,
+        checkpoint_seconds=0.0,
+    )
+
+
 def resumable() -> Sweep:
-    """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials."""
+    """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials (unpacked;
+    tests/test_sweep_packed.py kills packs)."""
     return Sweep(
         name="resumable",
         description="synthetic SASRec: 2-point grid, then 2 mechanisms x 2 seeds",
@@ -50,9 +66,11 @@ def resumable() -> Sweep:
         search=Search(steady_space),
         mechanisms=STAGE2_MECHANISMS,
         capture_users=4,
+        pack_seeds=False,
     )
 
 
 def test_fixture_sweeps_plan_as_described() -> None:
     assert [(u.stage, u.trials) for u in plan_units(tiny())] == [(1, 3), (2, 2)]
     assert [(u.stage, u.trials) for u in plan_units(resumable())] == [(1, 2), (2, 4)]
+    assert [(u.stage, u.trials, u.tune_trials) for u in plan_units(packed())] == [(2, 4, 2)]

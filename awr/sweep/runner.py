@@ -32,8 +32,9 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     interrupted (resumable with --resume)."""
     prepare_environment(local=options.address is None)
     defined_seeds = sweep.seeds
-    if options.seeds is not None:
-        sweep = dataclasses.replace(sweep, seeds=options.seeds)
+    chosen = ("seeds", "pack_seeds", "checkpoint_seconds")
+    overrides = {name: getattr(options, name) for name in chosen}
+    sweep = dataclasses.replace(sweep, **{k: v for k, v in overrides.items() if v is not None})
     if options.dry_run:
         print(format_plan(sweep, dry_run_resources(sweep, options)))
         return 0
@@ -80,6 +81,8 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
         )
         if not run_units(context, units, state):
             seeds = "" if options.seeds is None else " --seeds " + ",".join(map(str, options.seeds))
+            if options.pack_seeds is not None:
+                seeds += " --pack-seeds" if options.pack_seeds else " --no-pack-seeds"
             print(
                 f"interrupted; continue with: python orchestrate.py --sweep {options.name} "
                 f"--out {out} --resume{seeds}",
