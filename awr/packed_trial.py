@@ -6,16 +6,21 @@ best epoch), with its own TrialResult, or a MemberFailure when it diverged alone
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
-from awr.config import TrialConfig
-from awr.data.batches import EvalTensors, build_eval_tensors, build_train_tensors
+from awr.config import ConfigError, TrialConfig
+from awr.data.batches import (
+    EvalTensors,
+    TrainTensors,
+    build_eval_tensors,
+    build_train_tensors,
+)
 from awr.models.registry import build_model, count_parameters
-from awr.train.packed import FAILED, PackedTrainer, PackEpoch, check_pack
+from awr.train.packed import FAILED, PackedTrainer, PackEpoch
 from awr.train.trainer import EpochRecord, epoch_line, resolve_length_groups
 from awr.trial import TrialResult, best_state_ranks, capture_attention, load_data
 
@@ -45,6 +50,22 @@ class PackCallback(Protocol):
         """After each epoch of the pack; `state()` is a checkpoint for `run_packed_trials`."""
 
 
+def check_pack(configs: Sequence[TrialConfig]) -> None:
+    """A pack is one configuration with distinct seeds; anything else is a ConfigError."""
+    if not configs:
+        raise ConfigError("a pack needs at least one config")
+    seeds = [config.seed for config in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"a pack's seeds must be distinct, got {seeds}")
+    first = configs[0].replace(seed=0)
+    for config in configs[1:]:
+        if config.replace(seed=0) != first:
+            changed = [
+                k for k, v in config.to_dict().items() if k != "seed" and v != getattr(first, k)
+            ]
+            raise ConfigError(f"packed trials may differ only in seed; these differ too: {changed}")
+
+
 def dropout_generator(device: torch.device, seed: int) -> torch.Generator:
     """A member's dropout generator: where its unpacked trial's global RNG is once the model
     is built (on CPU the state after the init; on CUDA, whose RNG the init does not touch,
@@ -54,6 +75,21 @@ def dropout_generator(device: torch.device, seed: int) -> torch.Generator:
         generator.set_state(torch.get_rng_state())
         return generator
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def packed_trainer(
+    configs: list[TrialConfig], train: TrainTensors, valid: EvalTensors, num_items: int
+) -> PackedTrainer:
+    """The pack's trainer on the tensors' device, each member initialised as `run_trial`
+    initialises its config (`torch.manual_seed(seed)`, then `build_model`)."""
+    check_pack(configs)
+    device = train.inputs.device
+    models, dropout = [], []
+    for config in configs:
+        torch.manual_seed(config.seed)
+        models.append(build_model(config, num_items).to(device))
+        dropout.append(dropout_generator(device, config.seed))
+    return PackedTrainer(models, configs, dropout, train, valid, num_items)
 
 
 def run_packed_trials(
@@ -81,12 +117,7 @@ def run_packed_trials(
     train = build_train_tensors(data, configs[0].max_len, device)
     valid = build_eval_tensors(data, configs[0].max_len, "valid", device)
     test = build_eval_tensors(data, configs[0].max_len, "test", device)
-    models, dropout = [], []
-    for config in configs:
-        torch.manual_seed(config.seed)
-        models.append(build_model(config, data.num_items).to(device))
-        dropout.append(dropout_generator(device, config.seed))
-    trainer = PackedTrainer(models, configs, dropout, train, valid, data.num_items)
+    trainer = packed_trainer(configs, train, valid, data.num_items)
     outcomes: dict[int, Outcome] = {}
     if checkpoint is not None:
         trainer.load_state(checkpoint["trainer"])

@@ -54,6 +54,20 @@ def packed() -> Sweep:
     )
 
 
+def packed_resumable() -> Sweep:
+    """Two packs of 2 seeds, 30 epochs each, checkpointed every second: killed mid-pack."""
+    return Sweep(
+        name="packed_resumable",
+        description="synthetic SASRec: 2 mechanisms x 2 packed seeds, 30 epochs",
+        cells=(Cell(TINY.replace(batch_size=16)),),
+        budget=Budget(max_epochs=30, patience=30),
+        seeds=(1, 2),
+        mechanisms=STAGE2_MECHANISMS,
+        capture_users=4,
+        checkpoint_seconds=1.0,
+    )
+
+
 def resumable() -> Sweep:
     """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials (unpacked;
     tests/test_sweep_packed.py kills packs)."""

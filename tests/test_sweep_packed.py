@@ -148,3 +148,64 @@ def test_a_failed_member_ends_its_own_run_and_the_pack_goes_on(monkeypatch) -> N
     metrics, with_checkpoint = reports[-1]
     assert with_checkpoint  # a member ended: its end is saved at once
     assert (metrics["members_active"], metrics["members_failed"], metrics["epoch"]) == (1, 1, 1)
+
+
+@pytest.mark.slow
+def test_a_pack_killed_mid_training_resumes_every_member_from_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, log = tmp_path / "out", tmp_path / "sweep.log"
+    uri = default_tracking_uri(out)
+    sweep = "tests.test_sweep_fixtures:packed_resumable"
+    command = [sys.executable, "orchestrate.py", "--sweep", sweep, "--out", str(out)]
+    repo = Path(__file__).resolve().parents[1]
+
+    def launch(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*command, *extra], cwd=repo, stdout=log.open("a"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def trial_runs() -> list:
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("packed_resumable")
+        if experiment is None:
+            return []
+        return client.search_runs([experiment.experiment_id], "tags.`awr.kind` = 'trial'")
+
+    def epochs_logged(run) -> list[int]:
+        history = MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "train/loss")
+        return [m.step for m in history]
+
+    processes = [launch()]
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and processes[0].poll() is None:
+            runs = trial_runs() if "[stage 2" in log.read_text() else []
+            if runs and max(max(epochs_logged(r), default=0) for r in runs) >= 12:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"no pack reached epoch 12: {log.read_text()}")
+        processes[0].send_signal(signal.SIGKILL)
+        processes[0].wait(timeout=30)
+        assert not any(r.info.status == "FINISHED" for r in trial_runs()), "killed too late"
+        processes.append(launch("--resume"))
+        assert processes[1].wait(timeout=400) == 0, log.read_text()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    runs = trial_runs()
+    assert Counter(r.info.status for r in runs) == {"FINISHED": 4}
+    assert len({(r.data.params["mechanism"], r.data.params["seed"]) for r in runs}) == 4
+    for run in runs:
+        steps = Counter(epochs_logged(run))
+        assert set(steps) == set(range(1, 31))
+        assert steps[1] == 1, "the resumed pack started again from epoch 1"

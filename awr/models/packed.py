@@ -59,6 +59,18 @@ def pack_size(packed: nn.Module) -> int:
     return next(packed.parameters()).shape[0]
 
 
+def member_norms(model: nn.Module) -> torch.Tensor:
+    """Each member's sqrt(sum ||grad||^2) over the parameters that have a gradient: (K,)."""
+    squares = [
+        p.grad.detach().pow(2).reshape(p.shape[0], -1).sum(1)
+        for p in model.parameters()
+        if p.grad is not None
+    ]
+    if not squares:
+        return torch.zeros(next(model.parameters()).shape[0])
+    return torch.stack(squares).sum(0).sqrt()
+
+
 def linear(layer: nn.Linear, x: Tensor) -> Tensor:
     """x (K, ..., in) -> (K, ..., out): each member's x W_k^T + b_k, one batched matmul."""
     members, width = x.shape[0], x.shape[-1]

@@ -28,10 +28,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from awr.config import ConfigError, TrialConfig
+from awr.config import TrialConfig
 from awr.data.batches import EvalTensors, TrainTensors, sample_negatives
 from awr.eval.evaluate import evaluate
-from awr.models.packed import MemberDropout, keep_members, member_state, stack_members
+from awr.models.packed import (
+    MemberDropout,
+    keep_members,
+    member_norms,
+    member_state,
+    stack_members,
+)
 from awr.models.packed_backbones import packed_loss
 from awr.train.trainer import (
     EpochRecord,
@@ -67,37 +73,10 @@ class PackEpoch:
     active: int
 
 
-def check_pack(configs: Sequence[TrialConfig]) -> None:
-    """A pack is one configuration with distinct seeds; anything else is a ConfigError."""
-    if not configs:
-        raise ConfigError("a pack needs at least one config")
-    seeds = [config.seed for config in configs]
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"a pack's seeds must be distinct, got {seeds}")
-    first = configs[0].replace(seed=0)
-    for config in configs[1:]:
-        if config.replace(seed=0) != first:
-            changed = [
-                k for k, v in config.to_dict().items() if k != "seed" and v != getattr(first, k)
-            ]
-            raise ConfigError(f"packed trials may differ only in seed; these differ too: {changed}")
-
-
-def member_norms(model: nn.Module) -> torch.Tensor:
-    """Each member's sqrt(sum ||grad||^2) over the parameters that have a gradient: (K,)."""
-    squares = [
-        p.grad.detach().pow(2).reshape(p.shape[0], -1).sum(1)
-        for p in model.parameters()
-        if p.grad is not None
-    ]
-    if not squares:
-        return torch.zeros(next(model.parameters()).shape[0])
-    return torch.stack(squares).sum(0).sqrt()
-
-
 class PackedTrainer:
     """`models[k]` is member k's freshly built model (its init) and `dropout[k]` its dropout
-    generator; models[0] then serves as the evaluation model into which a member's
+    generator, for `configs` that differ only in seed (awr.packed_trial.packed_trainer builds
+    and checks them); models[0] then serves as the evaluation model into which a member's
     parameters are loaded."""
 
     def __init__(
@@ -109,7 +88,6 @@ class PackedTrainer:
         valid: EvalTensors,
         num_items: int,
     ) -> None:
-        check_pack(configs)
         self.config = config = configs[0]
         self.model = stack_members(models)
         self.scratch = models[0]
@@ -233,22 +211,19 @@ class PackedTrainer:
                     error = TrainingDiverged(f"training loss is {loss} at epoch {epoch}")
                     member.status, member.error = FAILED, f"{type(error).__name__}: {error}"
                     continue
-                evaluated = time.perf_counter()
-                model = self.evaluation_model(index)
-                valid = evaluate(model, self.valid_tensors, self.config.eval_batch_size)
-                seconds = time.perf_counter() - evaluated
-                records[index] = advance(
-                    member.state,
-                    loss,
-                    norm,
-                    share,
-                    seconds,
-                    valid,
-                    lambda i=index: self.current_state(i),
-                )
+                records[index] = self.validate(index, loss, norm, share)
                 on_epoch(index, records[index])
             ended = self.settle(on_end)
             on_pack_epoch(PackEpoch(epoch, records, ended, len(self.rows)))
+
+    def validate(self, index: int, loss: float, norm: float, share: float) -> EpochRecord:
+        """Member `index`'s validation pass after its epoch, counted into its state."""
+        started = time.perf_counter()
+        model = self.evaluation_model(index)
+        valid = evaluate(model, self.valid_tensors, self.config.eval_batch_size)
+        seconds = time.perf_counter() - started
+        state = self.members[index].state
+        return advance(state, loss, norm, share, seconds, valid, lambda: self.current_state(index))
 
     def settle(self, on_end: Callable[[int], None]) -> tuple[int, ...]:
         """Members that failed or meet Trainer's stopping rule leave the pack."""
