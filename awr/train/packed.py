@@ -238,6 +238,7 @@ class PackedTrainer:
                 member.status = STOPPED
             if member.status != ACTIVE:
                 on_end(index)
+                state.best_model = None  # scored: checkpoints need it no more
                 ended.append(index)
         if ended:
             self.keep([i for i in self.rows if i not in ended])
