@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pack-seeds",
         action=argparse.BooleanOptionalAction,
         help="--sweep: train each stage-2 point's seeds as one packed model (default: the "
-        "sweep's, on)",
+        "sweep's; unset, packed where trials run on GPUs)",
     )
     parser.add_argument(
         "--checkpoint-seconds",

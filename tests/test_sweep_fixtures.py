@@ -51,6 +51,7 @@ def packed() -> Sweep:
         mechanisms=STAGE2_MECHANISMS,
         capture_users=4,
         checkpoint_seconds=0.0,
+        pack_seeds=True,
     )
 
 
@@ -65,12 +66,13 @@ def packed_resumable() -> Sweep:
         mechanisms=STAGE2_MECHANISMS,
         capture_users=4,
         checkpoint_seconds=1.0,
+        pack_seeds=True,
     )
 
 
 def resumable() -> Sweep:
-    """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials (unpacked;
-    tests/test_sweep_packed.py kills packs)."""
+    """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials (unpacked on
+    CPU; tests/test_sweep_packed.py kills packs)."""
     return Sweep(
         name="resumable",
         description="synthetic SASRec: 2-point grid, then 2 mechanisms x 2 seeds",
@@ -80,7 +82,6 @@ def resumable() -> Sweep:
         search=Search(steady_space),
         mechanisms=STAGE2_MECHANISMS,
         capture_users=4,
-        pack_seeds=False,
     )
 
 

@@ -142,8 +142,16 @@ def validate(sweep: Sweep) -> None:
                 ) from None
 
 
-def plan_units(sweep: Sweep) -> list[Unit]:
-    """Stage 1 of every cell (when the sweep searches), then stage 2 of every cell."""
+def packs_seeds(sweep: Sweep, device: str | None) -> bool:
+    """Whether stage 2 packs its seeds on `device` (None: not known yet, before Ray starts)."""
+    if sweep.pack_seeds is None:
+        return device == "cuda"
+    return sweep.pack_seeds
+
+
+def plan_units(sweep: Sweep, device: str | None = None) -> list[Unit]:
+    """Stage 1 of every cell (when the sweep searches), then stage 2 of every cell, its
+    seeds packed or not as the sweep says for trials on `device`."""
     validate(sweep)
     units = []
     if sweep.search is not None:
@@ -153,7 +161,7 @@ def plan_units(sweep: Sweep) -> list[Unit]:
     for cell in sweep.cells:
         trials = stage2_trials(sweep, cell)
         seeds = tuple(sorted(sweep.seeds))
-        packed = sweep.pack_seeds and len(seeds) > 1
+        packed = packs_seeds(sweep, device) and len(seeds) > 1
         units.append(Unit(sweep.name, 2, cell.dataset, cell.backbone, trials, seeds, packed))
     return units
 
@@ -176,7 +184,8 @@ def summary_line(sweep: Sweep) -> str:
 
 
 def format_plan(sweep: Sweep, resources: str) -> str:
-    """The `--dry-run` text: stages, cells, settings, searched fields, trial counts, resources."""
+    """The `--dry-run` text: stages, cells, settings, searched fields, trial counts, resources
+    (packing as on CPU where the sweep leaves it to the device)."""
     units = plan_units(sweep)
     lines = [f"sweep {sweep.name}: {sweep.description}"]
     budget = sweep.budget
@@ -209,6 +218,8 @@ def format_plan(sweep: Sweep, resources: str) -> str:
                     f"    packed seeds: {unit.tune_trials} Ray trials of {len(unit.seeds)} seeds "
                     "each, one MLflow run per seed"
                 )
+            elif sweep.pack_seeds is None and len(unit.seeds) > 1:
+                lines.append("    packed seeds where trials run on GPUs (one Ray trial per point)")
     totals = stage_totals(units)
     counts = ", ".join(f"stage {stage} {total}" for stage, total in totals.items())
     lines.append(f"total: {sum(totals.values())} trials ({counts})")

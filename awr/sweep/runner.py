@@ -59,6 +59,7 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     checksums = data_checksums(sweep, data_dir) if options.address is None else {}
     with ray_session(out, options.address) as cluster:
         resources = trial_resources(sweep.resources, options.gpus_per_trial, cluster)
+        units = plan_units(sweep, resources.device)  # seeds packed or not on this device
         client = client_for(uri)
         experiment_id = ensure_fresh_experiment(client, sweep.name, uri, options.resume)
         state = SweepState.open(out, sweep.name, defined_seeds)
