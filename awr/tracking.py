@@ -240,7 +240,9 @@ class TrialRun:
         """Reattach the run of this Ray trial (and seed: a pack's members share the trial)
         under this parent, or create it."""
         client = client_for(uri)
-        match = {key: tags[key] for key in ("mlflow.parentRunId", "ray_trial_id", "seed")}
+        match = {key: tags[key] for key in ("mlflow.parentRunId", "ray_trial_id")}
+        if "seed" in tags:
+            match["seed"] = tags["seed"]
         run_id, _ = open_run(client, experiment_id, match, tags, run_name)
         log_params(client, run_id, params)
         return cls(client, run_id)
