@@ -68,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=seed_list,
         help="--sweep: stage-2 seeds instead of the sweep's, e.g. 2,3 (with --resume: adds them)",
     )
+    parser.add_argument(
+        "--pack-seeds",
+        action=argparse.BooleanOptionalAction,
+        help="--sweep: train each stage-2 point's seeds as one packed model (default: the "
+        "sweep's; unset, packed where trials run on GPUs)",
+    )
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        metavar="S",
+        help="--sweep: save a trial's checkpoint at most every S seconds and after its last "
+        "epoch (default: the sweep's, 60; 0 = every epoch)",
+    )
     parser.add_argument("--bench-json", help="--report: benchmark JSON for the complexity table")
     parser.add_argument("--port", type=int, default=5000, help="--ui: port (default 5000)")
     return parser
@@ -152,6 +165,8 @@ def sweep_command(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial,
         data_dir=args.data_dir,
         seeds=args.seeds,
+        pack_seeds=args.pack_seeds,
+        checkpoint_seconds=args.checkpoint_seconds,
     )
     return run_sweep(options)
 

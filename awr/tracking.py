@@ -3,7 +3,8 @@ x backbone, and trial runs that reattach by Ray trial id on resume; batched logg
 
 Schema (the analysis package reads exactly this): parent runs carry the tags `awr.kind=parent`,
 `sweep`, `stage`, `dataset`, `backbone`; trial runs carry `awr.kind=trial`, those tags,
-`mechanism`, `seed`, `git_commit`, `data_checksum`, `ray_trial_id` and `mlflow.parentRunId`,
+`mechanism`, `seed`, `git_commit`, `data_checksum`, `ray_trial_id` and `mlflow.parentRunId`
+(members of a pack of seeds share their Ray trial id and add `pack_seeds`, e.g. "1,2,3"),
 every TrialConfig field as a param, per-epoch metrics at step=epoch, final `test/<m>`,
 `best_valid/<m>`, `best_epoch`, `epochs_run`, `num_params`, `seconds`, and the artifacts
 `config.json`, `epochs.csv`, `attention.npz`, `ranks.npz` (per-user valid and test ranks at the
@@ -238,9 +239,12 @@ class TrialRun:
         params: Mapping[str, Any],
         run_name: str,
     ) -> TrialRun:
-        """Reattach the run of this Ray trial under this parent, or create it."""
+        """Reattach the run of this Ray trial (and seed: a pack's members share the trial)
+        under this parent, or create it."""
         client = client_for(uri)
         match = {key: tags[key] for key in ("mlflow.parentRunId", "ray_trial_id")}
+        if "seed" in tags:
+            match["seed"] = tags["seed"]
         run_id, reattached = open_run(client, experiment_id, match, tags, run_name)
         log_params(client, run_id, params)
         history = client.get_metric_history(run_id, EPOCH_KEY) if reattached else []

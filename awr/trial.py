@@ -1,5 +1,6 @@
 """run_trial(config) -> TrialResult: fit with validation, then score the test split once with
-the best-validation state. The same function serves `orchestrate.py --trial` and Ray Tune."""
+the best-validation state. The same function serves `orchestrate.py --trial` and Ray Tune.
+Trials that differ only in seed can train as one packed model: awr/packed_trial.py."""
 
 from __future__ import annotations
 

@@ -39,8 +39,40 @@ def steady_space(trial: Any, backbone: str) -> None:
     trial.suggest_categorical("lr", [1e-3, 1e-2])
 
 
+def packed() -> Sweep:
+    """Stage 2 only, 2 mechanisms x 2 seeds packed (2 Ray trials), no dropout: each member
+    must log what its lone trial would; checkpoints after every epoch."""
+    return Sweep(
+        name="packed",
+        description="synthetic SASRec: 2 mechanisms x 2 packed seeds",
+        cells=(Cell(TINY.replace(dropout=0.0, attn_dropout=0.0)),),
+        budget=Budget(max_epochs=3, patience=2),
+        seeds=(1, 2),
+        mechanisms=STAGE2_MECHANISMS,
+        capture_users=4,
+        checkpoint_seconds=0.0,
+        pack_seeds=True,
+    )
+
+
+def packed_resumable() -> Sweep:
+    """Two packs of 2 seeds, 30 epochs each, checkpointed every second: killed mid-pack."""
+    return Sweep(
+        name="packed_resumable",
+        description="synthetic SASRec: 2 mechanisms x 2 packed seeds, 30 epochs",
+        cells=(Cell(TINY.replace(batch_size=16)),),
+        budget=Budget(max_epochs=30, patience=30),
+        seeds=(1, 2),
+        mechanisms=STAGE2_MECHANISMS,
+        capture_users=4,
+        checkpoint_seconds=1.0,
+        pack_seeds=True,
+    )
+
+
 def resumable() -> Sweep:
-    """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials."""
+    """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials (unpacked on
+    CPU; tests/test_sweep_packed.py kills packs)."""
     return Sweep(
         name="resumable",
         description="synthetic SASRec: 2-point grid, then 2 mechanisms x 2 seeds",
@@ -56,3 +88,4 @@ def resumable() -> Sweep:
 def test_fixture_sweeps_plan_as_described() -> None:
     assert [(u.stage, u.trials) for u in plan_units(tiny())] == [(1, 3), (2, 2)]
     assert [(u.stage, u.trials) for u in plan_units(resumable())] == [(1, 2), (2, 4)]
+    assert [(u.stage, u.trials, u.tune_trials) for u in plan_units(packed())] == [(2, 4, 2)]

@@ -139,13 +139,25 @@ def test_trials_pack_fractional_gpus_and_fall_back_to_cpu() -> None:
         trial_resources(Resources(), 2, gpu_node)
 
 
+def replace_pack(sweep: Sweep, pack: bool) -> Sweep:
+    return dataclasses.replace(sweep, pack_seeds=pack)
+
+
 def test_stage2_units_name_their_sorted_seeds_and_legacy_keys_get_the_defined_seeds(
     tmp_path: Path,
 ) -> None:
     sweep = _one_cell(heads_space)
-    stage2 = plan_units(dataclasses.replace(sweep, search=None, seeds=(3, 2)))[0]
+    two_seeds = dataclasses.replace(sweep, search=None, seeds=(3, 2))
+    stage2 = plan_units(two_seeds)[0]  # packing left to the device: off on CPU
     assert stage2.key == "2/synthetic/sasrec/seeds=2,3"
     assert stage2.name == "bad-stage2-synthetic-sasrec-seeds2-3"
+    assert (stage2.packed, stage2.trials, stage2.tune_trials) == (False, 4 * 2, 4 * 2)
+    for packed in (plan_units(two_seeds, "cuda")[0], plan_units(replace_pack(two_seeds, True))[0]):
+        assert packed.key == stage2.key  # the same unit: a finished one is not run again
+        assert packed.name == "bad-stage2-synthetic-sasrec-seeds2-3-packed"
+        assert (packed.packed, packed.trials, packed.tune_trials) == (True, 4 * 2, 4)
+    assert not plan_units(replace_pack(two_seeds, False), "cuda")[0].packed
+    assert not plan_units(dataclasses.replace(sweep, search=None), "cuda")[0].packed  # one seed
     record = {"trials": 2, "finished": 2, "failed": 0, "parent_run_id": "p"}
     legacy = {"1/synthetic/sasrec": record, "2/synthetic/sasrec": record}
     SweepState.file(tmp_path, "bad").write_text(json.dumps({"sweep": "bad", "units": legacy}))

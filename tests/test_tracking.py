@@ -59,6 +59,13 @@ def test_a_resumed_trial_reattaches_its_run(tmp_path: Path) -> None:
     assert client.get_run(run.run_id).info.status == "KILLED"
     failed = client.get_run(other.run_id)
     assert (failed.info.status, failed.data.tags["error"]) == ("FAILED", "boom")
+    members = [  # a pack: one Ray trial, a run per seed, each reattached to its own
+        tracking.TrialRun.attach(
+            uri, experiment, {**trial_tags(parent, "p1"), "seed": str(seed)}, params, "m"
+        ).run_id
+        for seed in (1, 2, 1)
+    ]
+    assert members[0] == members[2] != members[1]
 
 
 def test_epochs_csv_has_one_row_per_epoch(tmp_path: Path) -> None:

@@ -3,10 +3,11 @@
     run_sweep(SweepOptions(name="quick", out=Path("runs").resolve()))
 
 Modules: spec (what a sweep is), plan (units and trial counts), runner (the sweep loop),
-stage (one Tuner per unit), trainable (inside a trial), search (Optuna, stopper, ASHA),
-cluster (Ray start and resources), processes (leftovers of killed drivers), folder (the output
-folder's lock, space checks and storage faults), state (resume), progress (the operator's
-lines). Ray is imported only once a sweep runs.
+stage (one Tuner per unit), trainable (inside a trial), pack_trainable (inside a pack of
+seeds), search (Optuna, stopper, ASHA), cluster (Ray start and resources), processes
+(leftovers of killed drivers), folder (the output folder's lock, space checks and storage
+faults), state (resume), progress (the operator's lines). Ray is imported only once a sweep
+runs.
 """
 
 from awr.sweep.options import SweepOptions

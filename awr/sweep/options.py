@@ -13,7 +13,8 @@ class SweepOptions:
     address: attach to a Ray cluster instead of starting one; tracking_uri: MLflow store
     (default: sqlite in `out`); gpus_per_trial: overrides the sweep's GPU fraction (0 = CPU);
     data_dir: dataset folder (default: $AWR_DATA_DIR, else ./data); seeds: stage-2 seeds instead
-    of the sweep's (with --resume, adds seeds to a finished sweep: new seeds are new units)."""
+    of the sweep's (with --resume, adds seeds to a finished sweep: new seeds are new units);
+    pack_seeds, checkpoint_seconds: override the sweep's (None: keep them)."""
 
     name: str
     out: Path
@@ -24,3 +25,5 @@ class SweepOptions:
     gpus_per_trial: float | None = None
     data_dir: str | None = None
     seeds: tuple[int, ...] | None = None
+    pack_seeds: bool | None = None
+    checkpoint_seconds: float | None = None

@@ -1,7 +1,8 @@
 """A sweep as an ordered list of units (one Ray Tune experiment per stage x dataset x backbone)
 with their trial counts (stage 1: the grid or num_samples; stage 2: mechanisms x seeds x axes),
 the check that every trial would be a valid TrialConfig, and the text `--dry-run` and `--list`
-print."""
+print. With packed seeds, stage 2 runs one Ray trial per mechanism x axes point whose seeds
+train as one packed model (the Tune key PACK_KEY holds them); trial counts stay per seed."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ from awr.sweep.spec import (
 )
 
 SEEDS_MARK = "/seeds="
+PACK_KEY = "seeds"  # the Tune key of a packed stage-2 trial: its seeds, as "1,2,3"
+
+
+def pack_value(seeds: tuple[int, ...]) -> str:
+    return ",".join(map(str, seeds))
+
+
+def pack_seeds_of(value: str) -> tuple[int, ...]:
+    return tuple(int(seed) for seed in str(value).split(","))
 
 
 def seeds_suffix(seeds: tuple[int, ...]) -> str:
@@ -37,8 +47,14 @@ class Unit:
     stage: int
     dataset: str
     backbone: str
-    trials: int
+    trials: int  # MLflow trial runs: one per seed
     seeds: tuple[int, ...] = ()  # stage 2: the seeds it runs (sorted), part of its key and name
+    packed: bool = False  # stage 2: the seeds of each point train as one packed model
+
+    @property
+    def tune_trials(self) -> int:
+        """Ray trials: one per seed, or one per pack of all the seeds."""
+        return self.trials // len(self.seeds) if self.packed else self.trials
 
     @property
     def key(self) -> str:
@@ -54,9 +70,12 @@ class Unit:
     @property
     def name(self) -> str:
         """Ray experiment folder and Optuna study name: unique per sweep, stage, cell and
-        (stage 2) seeds."""
+        (stage 2) seeds and packing (a resume that changes --pack-seeds starts that unit's
+        Ray experiment afresh instead of restoring one of the other shape)."""
         name = f"{self.sweep}-stage{self.stage}-{self.dataset}-{self.backbone}"
-        return f"{name}-seeds{'-'.join(map(str, self.seeds))}" if self.seeds else name
+        if self.seeds:
+            name += f"-seeds{'-'.join(map(str, self.seeds))}"
+        return name + "-packed" if self.packed else name
 
 
 def stage1_trials(search: Search, backbone: str) -> int:
@@ -95,6 +114,10 @@ def validate(sweep: Sweep) -> None:
         raise SweepError(f"sweep {sweep.name!r} has no cells")
     if not sweep.seeds:
         raise SweepError(f"sweep {sweep.name!r} has no stage-2 seeds")
+    if not sweep.checkpoint_seconds >= 0:
+        raise SweepError(
+            f"sweep {sweep.name!r}: checkpoint_seconds must be >= 0, got {sweep.checkpoint_seconds}"
+        )
     for cell in sweep.cells:
         allowed = MECHANISMS_BY_BACKBONE[cell.backbone]
         chosen = sweep.mechanisms.get(cell.backbone, ())
@@ -119,8 +142,16 @@ def validate(sweep: Sweep) -> None:
                 ) from None
 
 
-def plan_units(sweep: Sweep) -> list[Unit]:
-    """Stage 1 of every cell (when the sweep searches), then stage 2 of every cell."""
+def packs_seeds(sweep: Sweep, device: str | None) -> bool:
+    """Whether stage 2 packs its seeds on `device` (None: not known yet, before Ray starts)."""
+    if sweep.pack_seeds is None:
+        return device == "cuda"
+    return sweep.pack_seeds
+
+
+def plan_units(sweep: Sweep, device: str | None = None) -> list[Unit]:
+    """Stage 1 of every cell (when the sweep searches), then stage 2 of every cell, its
+    seeds packed or not as the sweep says for trials on `device`."""
     validate(sweep)
     units = []
     if sweep.search is not None:
@@ -130,7 +161,8 @@ def plan_units(sweep: Sweep) -> list[Unit]:
     for cell in sweep.cells:
         trials = stage2_trials(sweep, cell)
         seeds = tuple(sorted(sweep.seeds))
-        units.append(Unit(sweep.name, 2, cell.dataset, cell.backbone, trials, seeds))
+        packed = packs_seeds(sweep, device) and len(seeds) > 1
+        units.append(Unit(sweep.name, 2, cell.dataset, cell.backbone, trials, seeds, packed))
     return units
 
 
@@ -152,11 +184,15 @@ def summary_line(sweep: Sweep) -> str:
 
 
 def format_plan(sweep: Sweep, resources: str) -> str:
-    """The `--dry-run` text: stages, cells, settings, searched fields, trial counts, resources."""
+    """The `--dry-run` text: stages, cells, settings, searched fields, trial counts, resources
+    (packing as on CPU where the sweep leaves it to the device)."""
     units = plan_units(sweep)
     lines = [f"sweep {sweep.name}: {sweep.description}"]
     budget = sweep.budget
-    lines.append(f"budget: up to {budget.max_epochs} epochs, patience {budget.patience}")
+    lines.append(
+        f"budget: up to {budget.max_epochs} epochs, patience {budget.patience}; checkpoints "
+        f"at most every {sweep.checkpoint_seconds:g} s"
+    )
     lines.append(f"resources: {resources}")
     for cell in sweep.cells:
         lines.append(f"cell {cell.dataset}/{cell.backbone}: {describe_settings(cell.settings)}")
@@ -177,6 +213,13 @@ def format_plan(sweep: Sweep, resources: str) -> str:
             tuned = "stage 1's best settings" if search is not None else "the fixed settings"
             grid = " x ".join(f"{name} {list(values)}" for name, values in axes.items())
             lines.append(f"    at {tuned}: {grid}")
+            if unit.packed:
+                lines.append(
+                    f"    packed seeds: {unit.tune_trials} Ray trials of {len(unit.seeds)} seeds "
+                    "each, one MLflow run per seed"
+                )
+            elif sweep.pack_seeds is None and len(unit.seeds) > 1:
+                lines.append("    packed seeds where trials run on GPUs (one Ray trial per point)")
     totals = stage_totals(units)
     counts = ", ".join(f"stage {stage} {total}" for stage, total in totals.items())
     lines.append(f"total: {sum(totals.values())} trials ({counts})")

@@ -37,8 +37,9 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     interrupted (resumable with --resume). One driver at a time per output folder."""
     prepare_environment(local=options.address is None)
     defined_seeds = sweep.seeds
-    if options.seeds is not None:
-        sweep = dataclasses.replace(sweep, seeds=options.seeds)
+    chosen = ("seeds", "pack_seeds", "checkpoint_seconds")
+    overrides = {name: getattr(options, name) for name in chosen}
+    sweep = dataclasses.replace(sweep, **{k: v for k, v in overrides.items() if v is not None})
     if options.dry_run:
         print(format_plan(sweep, dry_run_resources(sweep, options)))
         return 0
@@ -80,6 +81,7 @@ def run_in_folder(
     try:
         with ray_session(out, options.address) as cluster:
             resources = trial_resources(sweep.resources, options.gpus_per_trial, cluster)
+            units = plan_units(sweep, resources.device)  # seeds packed or not on this device
             client = client_for(uri)
             experiment_id = ensure_fresh_experiment(client, sweep.name, uri, options.resume)
             state = SweepState.open(out, sweep.name, defined_seeds)
@@ -112,7 +114,11 @@ def run_in_folder(
 
 
 def seeds_option(options: SweepOptions) -> str:
-    return "" if options.seeds is None else " --seeds " + ",".join(map(str, options.seeds))
+    """The options a resume must repeat: --seeds and the packing choice, when given."""
+    text = "" if options.seeds is None else " --seeds " + ",".join(map(str, options.seeds))
+    if options.pack_seeds is not None:
+        text += " --pack-seeds" if options.pack_seeds else " --no-pack-seeds"
+    return text
 
 
 def storage_message(fault: str, out: Path, uri: str, sweep: str, start: str) -> str:

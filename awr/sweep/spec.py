@@ -101,6 +101,13 @@ class Sweep:
     )
     resources: Resources = Resources()
     capture_users: int = 8  # test users whose attention maps go to attention.npz
+    # Stage 2: the seeds of each point train as one packed model (one Ray trial, one MLflow
+    # run per seed; awr/packed_trial.py). None: where trials run on a GPU, whose kernels a
+    # pack fills; not on CPU, where a pack measured no faster than its seeds one by one.
+    pack_seeds: bool | None = None
+    # A trial saves its Tune checkpoint at most this often, and after its last epoch: a
+    # resume repeats at most this much training. 0: after every epoch.
+    checkpoint_seconds: float = 60.0
 
     @property
     def datasets(self) -> tuple[str, ...]:

@@ -16,13 +16,14 @@ from ray.tune import ResultGrid
 from awr.config import TrialConfig
 from awr.sweep.cluster import TrialResources
 from awr.sweep.folder import StorageFault, fault_of, storage_fault
-from awr.sweep.plan import Unit, stage2_axes
+from awr.sweep.pack_trainable import train_point
+from awr.sweep.plan import PACK_KEY, Unit, pack_value, stage2_axes
 from awr.sweep.progress import ProgressLines, completed
 from awr.sweep.search import MODE, PatienceStopper, build_scheduler, build_searcher
 from awr.sweep.space import searched_fields
 from awr.sweep.spec import Sweep, typed_values
 from awr.sweep.state import UnitRecord
-from awr.sweep.trainable import SEARCH_METRIC, TrialJob, train_trial
+from awr.sweep.trainable import SEARCH_METRIC, TrialJob
 from awr.tracking import (
     FAILED,
     FINISHED,
@@ -89,9 +90,10 @@ def run_unit(context: SweepContext, unit: Unit, base: TrialConfig) -> UnitOutcom
         device=context.resources.device,
         cpus=context.resources.cpus,
         capture_users=context.sweep.capture_users,
+        checkpoint_seconds=context.sweep.checkpoint_seconds,
     )
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, job=job), context.resources.as_ray()
+        tune.with_parameters(train_point, job=job), context.resources.as_ray()
     )
     try:
         return run_tuner(context, unit, parent, trainable, base)
@@ -128,19 +130,18 @@ def run_tuner(
         shutil.rmtree(path, ignore_errors=True)  # a start killed before Tune's first snapshot
         tuner = new_tuner(context, unit, trainable)
     verb = "resuming" if restoring else "starting"
-    print(f"[{unit.label}] {verb}: {unit.trials} trials", flush=True)
+    packs = f" in {unit.tune_trials} packs of {len(unit.seeds)} seeds" if unit.packed else ""
+    print(f"[{unit.label}] {verb}: {unit.trials} trials{packs}", flush=True)
     grid = fit(tuner)
     errors = {trial_id(result): str(result.error) for result in grid if result.error}
     settle_children(client, context.experiment_id, parent, errors)
     faults = [f for f in (storage_fault(e, context.tracking_uri) for e in errors.values()) if f]
     if faults:  # not the trials' own failure: the unit stays unfinished, --resume reruns them
         raise StorageFault(faults[0])
-    if not completed(unit.label, unit.trials):
+    if not completed(unit.label, unit.tune_trials):
         end_run(client, parent, KILLED)
         return UnitOutcome(None, interrupted=True)
-    record = UnitRecord(
-        trials=len(grid), finished=len(grid) - len(errors), failed=len(errors), parent_run_id=parent
-    )
+    record = unit_record(unit, grid, errors, parent)
     if unit.stage == 1:
         choose_best(grid, base, record)
         if record.best_value is not None:
@@ -153,6 +154,23 @@ def run_tuner(
     return UnitOutcome(record, interrupted=False)
 
 
+def unit_record(unit: Unit, grid: ResultGrid, errors: dict[str, str], parent: str) -> UnitRecord:
+    """Counts per MLflow trial run: a pack's members from its last report (in a pack that
+    raised, every member not finished by then failed)."""
+    if not unit.packed:
+        failed = len(errors)
+        return UnitRecord(len(grid), len(grid) - failed, failed, parent_run_id=parent)
+    finished = failed = 0
+    for result in grid:
+        done = int((result.metrics or {}).get("members_finished", 0))
+        finished += done
+        if result.error:
+            failed += len(unit.seeds) - done
+        else:
+            failed += int((result.metrics or {}).get("members_failed", 0))
+    return UnitRecord(unit.trials, finished, failed, parent_run_id=parent)
+
+
 def new_tuner(context: SweepContext, unit: Unit, trainable: Any) -> tune.Tuner:
     sweep = context.sweep
     run_config = tune.RunConfig(
@@ -162,7 +180,7 @@ def new_tuner(context: SweepContext, unit: Unit, trainable: Any) -> tune.Tuner:
         stop=PatienceStopper(sweep.budget.patience),
         failure_config=tune.FailureConfig(max_failures=0),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[ProgressLines(unit.label, unit.trials)],
+        callbacks=[ProgressLines(unit.label, unit.tune_trials)],
     )
     common = dict(
         max_concurrent_trials=context.resources.concurrent,
@@ -182,7 +200,10 @@ def new_tuner(context: SweepContext, unit: Unit, trainable: Any) -> tune.Tuner:
         )
         return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
     axes = stage2_axes(sweep, sweep.cell(unit.dataset, unit.backbone))
-    space = {name: tune.grid_search(list(values)) for name, values in axes.items()}
+    space: dict[str, Any] = {name: tune.grid_search(list(values)) for name, values in axes.items()}
+    if unit.packed:  # one trial per point for all the seeds
+        del space["seed"]
+        space[PACK_KEY] = pack_value(unit.seeds)
     tune_config = tune.TuneConfig(num_samples=1, **common)
     return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
 

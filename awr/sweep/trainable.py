@@ -1,12 +1,15 @@
 """The function Ray Tune runs for every trial: build the config, open (or reattach) the trial's
-MLflow run, train with `run_trial`, report each epoch to Tune with a checkpoint, and end the
-run FINISHED, FAILED (with the error) or KILLED (stopped by Tune)."""
+MLflow run, train with `run_trial`, report each epoch to Tune (with a checkpoint at most every
+`checkpoint_seconds` and after the last epoch), and end the run FINISHED, FAILED (with the
+error) or KILLED (stopped by Tune). Packs of seeds: awr/sweep/pack_trainable.py."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ class TrialJob:
     device: str
     cpus: int
     capture_users: int
+    checkpoint_seconds: float = 0.0  # at most this often (and after the last epoch); 0: every
 
 
 def train_trial(params: dict[str, Any], job: TrialJob) -> None:
@@ -62,7 +66,7 @@ def train_trial(params: dict[str, Any], job: TrialJob) -> None:
     reporter = None
     try:
         config = from_dict(values)
-        reporter = EpochReporter(run, config)
+        reporter = EpochReporter(run, config, job.checkpoint_seconds)
         torch.set_num_threads(job.cpus)
         result = run_trial(
             config,
@@ -129,45 +133,83 @@ def load_checkpoint() -> dict[str, Any] | None:
         return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
 
 
-class EpochReporter:
-    """Trainer callback: each epoch to MLflow (one batch) and to Tune with a checkpoint.
+class TuneReports:
+    """Reports to Tune with a checkpoint when one is due: `checkpoint_seconds` after the last
+    one (0: every report), or when forced. The report after which training ends is held back
+    (`pending`) until the test split is scored: Tune ends a trial at the report its stopper
+    acts on, which would skip the test."""
 
-    The epoch after which the trainer stops is reported only once the test split is scored:
-    Tune ends a trial at the report its stopper acts on, which would skip the test."""
+    def __init__(
+        self, checkpoint_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.checkpoint_seconds = checkpoint_seconds
+        self.clock = clock
+        self.saved_at = clock()
+        self.pending: tuple[dict[str, float], Path | None] | None = None
 
-    def __init__(self, run: TrialRun, config: TrialConfig) -> None:
-        self.run = run
-        self.config = config
-        self.pending: tuple[dict[str, float], Path] | None = None
+    def due(self) -> bool:
+        return self.clock() - self.saved_at >= self.checkpoint_seconds
 
-    def __call__(self, record: EpochRecord, state: Any) -> None:
-        self.run.log_epoch(record)
-        folder = Path(tempfile.mkdtemp(prefix="awr-checkpoint-"))
-        torch.save(state(), folder / CHECKPOINT_FILE)  # now: the model changes after the fit
-        if is_last_epoch(record, self.config):
-            self.pending = (tune_metrics(record), folder)
+    def step(
+        self,
+        metrics: dict[str, float],
+        state: Callable[[], dict[str, Any]],
+        last: bool,
+        force: bool = False,
+    ) -> None:
+        """One report; the trainer state is saved now (it changes after the fit) if due."""
+        folder = None
+        if last or force or self.due():
+            folder = Path(tempfile.mkdtemp(prefix="awr-checkpoint-"))
+            torch.save(state(), folder / CHECKPOINT_FILE)
+            self.saved_at = self.clock()
+        if last:
+            self.pending = (metrics, folder)
             return
-        self._report(tune_metrics(record), folder)
+        self._report(metrics, folder)
 
-    def finish(self, result: TrialResult) -> None:
-        """The final report; without a pending epoch (resumed after the last one), the last."""
-        if self.pending is not None:
-            metrics, folder = self.pending
-            self.pending = None
-            self._report(metrics, folder)
-        elif result.history:
-            tune.report(tune_metrics(result.history[-1]))
-        else:
-            tune.report({SEARCH_METRIC: 0.0, "epoch": 0})
+    def release(self) -> bool:
+        """Send the held-back report, if any; whether there was one."""
+        if self.pending is None:
+            return False
+        metrics, folder = self.pending
+        self.pending = None
+        self._report(metrics, folder)
+        return True
 
     def discard(self) -> None:
-        if self.pending is not None:
+        if self.pending is not None and self.pending[1] is not None:
             shutil.rmtree(self.pending[1], ignore_errors=True)
-            self.pending = None
+        self.pending = None
 
     @staticmethod
-    def _report(metrics: dict[str, float], folder: Path) -> None:
+    def _report(metrics: dict[str, float], folder: Path | None) -> None:
+        if folder is None:
+            tune.report(metrics)
+            return
         try:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+class EpochReporter(TuneReports):
+    """Trainer callback: each epoch to MLflow (one batch) and to Tune."""
+
+    def __init__(self, run: TrialRun, config: TrialConfig, checkpoint_seconds: float = 0.0):
+        super().__init__(checkpoint_seconds)
+        self.run = run
+        self.config = config
+
+    def __call__(self, record: EpochRecord, state: Callable[[], dict[str, Any]]) -> None:
+        self.run.log_epoch(record)
+        self.step(tune_metrics(record), state, last=is_last_epoch(record, self.config))
+
+    def finish(self, result: TrialResult) -> None:
+        """The final report; without a pending epoch (resumed after the last one), the last."""
+        if self.release():
+            return
+        if result.history:
+            tune.report(tune_metrics(result.history[-1]))
+        else:
+            tune.report({SEARCH_METRIC: 0.0, "epoch": 0})

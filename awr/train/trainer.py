@@ -62,6 +62,66 @@ class FitState:
     history: list[EpochRecord] = field(default_factory=list)
 
 
+def advance(
+    state: FitState,
+    loss: float,
+    grad_norm: float,
+    train_seconds: float,
+    eval_seconds: float,
+    valid: dict[str, float],
+    model_state: Callable[[], dict[str, torch.Tensor]],
+) -> EpochRecord:
+    """Count one epoch into `state`: a better validation NDCG@5 becomes the best (with a copy
+    of `model_state()`); the epoch's record is appended to the history and returned."""
+    state.epoch += 1
+    if valid[SELECTION_METRIC] > state.best_score:
+        state.best_score = valid[SELECTION_METRIC]
+        state.best_epoch = state.epoch
+        state.best_valid = valid
+        state.best_model = copy.deepcopy(model_state())
+    record = EpochRecord(
+        epoch=state.epoch,
+        train_loss=loss,
+        grad_norm=grad_norm,
+        epoch_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        valid=valid,
+        best_epoch=state.best_epoch,
+        best_valid_ndcg_5=state.best_score,
+    )
+    state.history.append(record)
+    return record
+
+
+def epoch_line(record: EpochRecord) -> str:
+    """The progress line of one epoch."""
+    valid = record.valid
+    return (
+        f"epoch {record.epoch:4d}  loss {record.train_loss:.4f}  valid ndcg_5 "
+        f"{valid['ndcg_5']:.4f}  recall_5 {valid['recall_5']:.4f}  best "
+        f"{record.best_valid_ndcg_5:.4f} @ {record.best_epoch}  {record.epoch_seconds:.1f}s + "
+        f"eval {record.eval_seconds:.1f}s"
+    )
+
+
+def fit_state_dict(state: FitState) -> dict[str, Any]:
+    """A FitState as plain values for a checkpoint (records as dicts)."""
+    return {
+        "epoch": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_score": state.best_score,
+        "best_valid": state.best_valid,
+        "best_model": state.best_model,
+        "history": [asdict(record) for record in state.history],
+    }
+
+
+def fit_state_from_dict(values: dict[str, Any]) -> FitState:
+    fit = dict(values)
+    fit["history"] = [EpochRecord(**record) for record in fit["history"]]
+    return FitState(**fit)
+
+
 def resolve_length_groups(length_groups: int, device: torch.device, batch_size: int) -> int:
     """TrialConfig.length_groups with 0 (auto) resolved: 8 on CPU (at most batch_size), where
     skipping padding pays, 1 on GPU, where one large batch keeps the device busier."""
@@ -166,49 +226,23 @@ class Trainer:
             train_seconds = time.perf_counter() - started
             valid = evaluate(self.model, self.valid_tensors, self.config.eval_batch_size)
             eval_seconds = time.perf_counter() - started - train_seconds
-            state.epoch += 1
-            if valid[SELECTION_METRIC] > state.best_score:
-                state.best_score = valid[SELECTION_METRIC]
-                state.best_epoch = state.epoch
-                state.best_valid = valid
-                state.best_model = copy.deepcopy(self.model.state_dict())
-            record = EpochRecord(
-                epoch=state.epoch,
-                train_loss=loss,
-                grad_norm=grad_norm,
-                epoch_seconds=train_seconds,
-                eval_seconds=eval_seconds,
-                valid=valid,
-                best_epoch=state.best_epoch,
-                best_valid_ndcg_5=state.best_score,
+            record = advance(
+                state, loss, grad_norm, train_seconds, eval_seconds, valid, self.model.state_dict
             )
-            state.history.append(record)
             if log is not None:
-                log(
-                    f"epoch {state.epoch:4d}  loss {loss:.4f}  valid ndcg_5 {valid['ndcg_5']:.4f}"
-                    f"  recall_5 {valid['recall_5']:.4f}  best {state.best_score:.4f}"
-                    f" @ {state.best_epoch}  {train_seconds:.1f}s + eval {eval_seconds:.1f}s"
-                )
+                log(epoch_line(record))
             if callback is not None:
                 callback(record, self.checkpoint)
         return state
 
     def checkpoint(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this epoch ended."""
-        state = self.state
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "fit": {
-                "epoch": state.epoch,
-                "best_epoch": state.best_epoch,
-                "best_score": state.best_score,
-                "best_valid": state.best_valid,
-                "best_model": state.best_model,
-                "history": [asdict(record) for record in state.history],
-            },
+            "fit": fit_state_dict(self.state),
         }
 
     def load_state(self, checkpoint: dict[str, Any]) -> None:
@@ -216,6 +250,4 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.generator.set_state(checkpoint["generator"])
         torch.set_rng_state(checkpoint["torch_rng"])
-        fit = dict(checkpoint["fit"])
-        fit["history"] = [EpochRecord(**record) for record in fit["history"]]
-        self.state = FitState(**fit)
+        self.state = fit_state_from_dict(checkpoint["fit"])
