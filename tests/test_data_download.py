@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pooch
 import pytest
+import tqdm
 
 from awr.data import download, raw, sources
 from awr.data.datasets import dataset_stats, load_dataset
@@ -228,6 +229,7 @@ def test_fault_gives_one_line_leaves_nothing_and_a_retry_succeeds(
     assert message.endswith(f"download it by hand and put it at {place}")
     assert files_under(tmp_path / "data") == []
     assert not list((tmp_path / "data" / "beauty_sasrec").glob(".download-*"))
+    assert not list(tqdm.tqdm._instances)  # the bar was closed: it cannot print after the error
     # the fault is gone: the next run starts clean and succeeds
     monkeypatch.setenv("AWR_DATA_MIRROR", server.url)
     route.body, route.mode = body, "ok"
