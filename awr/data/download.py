@@ -192,8 +192,9 @@ def downloader(timeout: float):
 
 class LazyBar:
     """The progress bar pooch drives (`total =`, `update`, `reset`, `close`): a tqdm bar with
-    bytes, rate and time left, made once the server has answered, so a refused connection
-    prints no empty bar."""
+    bytes, rate and time left, made once the server has answered (a refused connection prints
+    no empty bar). pooch counts whole chunks and ends with `reset(); update(total)`, which
+    would restart tqdm's clock: here the count stops at the total and the end fills the bar."""
 
     def __init__(self) -> None:
         self.bar: tqdm.tqdm | None = None
@@ -207,12 +208,13 @@ class LazyBar:
         self.bar = tqdm.tqdm(total=value or None, unit="B", unit_scale=True, file=sys.stderr)
 
     def update(self, n: int) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.bar.total:
+            self.bar.update(max(0, min(n, self.bar.total - self.bar.n)))
+        elif self.bar is not None:
             self.bar.update(n)
 
     def reset(self) -> None:
-        if self.bar is not None:
-            self.bar.reset()
+        pass  # the end: pooch's update(total) that follows is clamped to what is left
 
     def close(self) -> None:
         if self.bar is not None:
