@@ -27,7 +27,7 @@ import pooch
 import pytest
 import tqdm
 
-from awr.data import download, raw, sources
+from awr.data import download, fetch, raw, sources
 from awr.data.datasets import dataset_stats, load_dataset
 from awr.data.errors import DataError
 from awr.data.sources import SOURCES, canonical_sha256, canonical_text
@@ -102,7 +102,7 @@ def server(monkeypatch):
     srv = Server()
     monkeypatch.setenv("AWR_DATA_MIRROR", srv.url)
     monkeypatch.delenv("AWR_NO_VERIFY", raising=False)
-    monkeypatch.setattr(download, "RETRIES", 0)  # faults are reported at once; one test retries
+    monkeypatch.setattr(fetch, "RETRIES", 0)  # faults are reported at once; one test retries
     try:
         yield srv
     finally:
@@ -150,6 +150,9 @@ def test_download_with_progress_is_verified_stored_and_used_again(
     assert [s.tolist() for s in data.sequences] == seqs
     target = tmp_path / "data" / "beauty_sasrec" / "Beauty.txt"
     assert data.source == str(target) and target.read_bytes() == body
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not owner-only
     assert files_under(tmp_path / "data") == [target]  # the partial folder is gone
     err = capsys.readouterr().err
     assert f"downloading dataset 'beauty' from {server.url}/beauty/Beauty.txt" in err
@@ -177,7 +180,7 @@ def test_real_files_pass_the_embedded_sha256(
 
 
 def test_retry_after_a_server_error_succeeds(tmp_path: Path, server, beauty, monkeypatch) -> None:
-    monkeypatch.setattr(download, "RETRIES", 1)  # pooch waits 1 s before the second try
+    monkeypatch.setattr(fetch, "RETRIES", 1)  # pooch waits 1 s before the second try
     server.routes["/beauty/Beauty.txt"].fail_first = 1
     assert len(load(tmp_path, "beauty").sequences) == 300
     assert server.hits["/beauty/Beauty.txt"] == 2
@@ -215,7 +218,7 @@ def test_fault_gives_one_line_leaves_nothing_and_a_retry_succeeds(
     elif fault == "refused":
         monkeypatch.setenv("AWR_DATA_MIRROR", f"http://127.0.0.1:{closed_port()}")
     elif fault == "stall":
-        monkeypatch.setattr(download, "TIMEOUT_S", 0.3)
+        monkeypatch.setattr(fetch, "TIMEOUT_S", 0.3)
         route.mode = "stall"
     else:
         route.mode = "cut"
@@ -237,7 +240,7 @@ def test_fault_gives_one_line_leaves_nothing_and_a_retry_succeeds(
 
 
 def test_404_is_not_retried(tmp_path: Path, server, monkeypatch) -> None:
-    monkeypatch.setattr(download, "RETRIES", 3)
+    monkeypatch.setattr(fetch, "RETRIES", 3)
     start = time.monotonic()
     with pytest.raises(DataError, match=r"HTTP 404"):
         load(tmp_path, "beauty-5core")
