@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--list", action="store_true", help="list the sweeps with trial counts")
     job.add_argument("--report", metavar="SWEEP", help="write the report of a finished sweep")
     job.add_argument("--ui", action="store_true", help="start the MLflow UI on 127.0.0.1")
-    parser.add_argument("--data-dir", help="dataset folder (default: $AWR_DATA_DIR, else ./data)")
+    parser.add_argument(
+        "--data-dir",
+        help="dataset folder, where named datasets are downloaded on first use "
+        "(default: $AWR_DATA_DIR, else ~/.cache/awr/data)",
+    )
+    parser.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download a missing dataset: fail naming the URL and where to put it "
+        "(also AWR_NO_DOWNLOAD=1)",
+    )
     parser.add_argument("--json", metavar="PATH", help="--trial: also write the result JSON here")
     parser.add_argument(
         "--out",
@@ -201,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     from awr.data.errors import DataError
 
     args = build_parser().parse_args(argv)
+    if args.no_download:  # the environment reaches load_dataset in this process and Ray's
+        os.environ["AWR_NO_DOWNLOAD"] = "1"
     commands = [
         (args.trial is not None, run_trial_command),
         (args.data_stats is not None, data_stats_command),

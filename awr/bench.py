@@ -2,7 +2,7 @@
 mechanism x dataset x max_len, as a printed table and a JSON list of records.
 
     python -m awr.bench --quick
-    python -m awr.bench --data-dir ../shared/data --out bench.json        # the full table
+    python -m awr.bench --out bench.json        # the full table
     python -m awr.bench --datasets synthetic:ml-1m --max-lens 50,100,200 --device cuda
 
 Datasets: a name or path for `awr.data.datasets.load_dataset` (with `--data-dir` or the
@@ -113,7 +113,7 @@ class Shape:
     length_quantiles: tuple[float, ...]
 
 
-# From the real files in shared/data (ml-1m.txt.gz, SASRec's Beauty.txt.gz).
+# From the real files in the data dir (ML-1M, SASRec's Beauty).
 SHAPES = {
     "ml-1m": Shape(
         6040,
@@ -627,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-steps", type=int, default=None, help="batches per timed epoch; scaled to a full one")
     add("--max-eval-batches", type=int, default=None, help="eval batches per pass; scaled")
     add("--packed", type=int, default=0, help="also run N trials side by side in N processes")
-    add("--data-dir", default=None, help="default: $AWR_DATA_DIR, else ./data")
+    add("--data-dir", default=None, help="default: $AWR_DATA_DIR, else ~/.cache/awr/data")
     add("--seed", type=int, default=0, help="seed of the synthetic data")
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="other TrialConfig fields")
     add("--out", type=Path, default=Path("bench.json"))

@@ -3,7 +3,7 @@ codes' READMEs, 1 layer), the original and every mechanism x seeds; STOSA both a
 describes it and as the released code runs it.
 
 2026-11-23. Run:
-    AWR_DATA_DIR=../shared/data python orchestrate.py --sweep fixed --out runs/fixed
+    python orchestrate.py --sweep fixed --out runs/fixed
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ one seed, every backbone x mechanism (STOSA with stosa_released_code False and T
 epoch budget. Everything else as `fixed` (SPEC section 5's settings for ML-1M, 1 layer).
 
 2026-11-23. Run:
-    AWR_DATA_DIR=../shared/data python orchestrate.py --sweep fixed_cpu --out runs/fixed_cpu
+    python orchestrate.py --sweep fixed_cpu --out runs/fixed_cpu
 """
 
 from __future__ import annotations

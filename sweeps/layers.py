@@ -2,7 +2,7 @@
 mechanism (stage 2 only).
 
 2026-11-23. Run:
-    AWR_DATA_DIR=../shared/data python orchestrate.py --sweep layers --out runs/layers
+    python orchestrate.py --sweep layers --out runs/layers
 
 TUNED holds the settings each backbone runs at, apart from num_layers. They start as SPEC's
 fixed settings for Beauty; replace them with the paper sweep's stage-1 best for Beauty

@@ -2,7 +2,7 @@
 the original and every mechanism at the tuned settings with several seeds (Table 2).
 
 2026-11-23. Run (days on a GPU; see --dry-run for the trial counts):
-    AWR_DATA_DIR=../shared/data python orchestrate.py --sweep paper --out runs/paper
+    python orchestrate.py --sweep paper --out runs/paper
 
 The grid is SPEC section 5's reconstruction (the paper's values were lost in extraction); edit
 it here. Anime is left out because its full rating.csv is not in the data folder; add "anime"

@@ -1,7 +1,7 @@
 """quick: the default sweep, a small end-to-end run of both stages on ML-1M.
 
 2026-11-23. Run (about 10 minutes on a 2-core CPU):
-    AWR_DATA_DIR=../shared/data python orchestrate.py --sweep quick --out runs/quick
+    python orchestrate.py --sweep quick --out runs/quick
 
 Stage 1 tries a tiny grid (lr x dropout, 4 trials per backbone) at hidden size 32 and max length
 50 for a few epochs; stage 2 runs every mechanism that fits the backbone once at the best of

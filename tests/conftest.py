@@ -1,4 +1,10 @@
-"""Shared fixtures: the real data directory (CI sets AWR_DATA_DIR=../shared/data)."""
+"""Shared fixtures: the real data dir (AWR_DATA_DIR), and a local Ray for the sweep tests.
+
+Tests never download: AWR_NO_DOWNLOAD is set for the whole session (download tests pass
+`download=True` and serve their files from 127.0.0.1). The real-data tests need AWR_DATA_DIR
+holding the files in REAL_FILES; without it they are skipped, unless AWR_REQUIRE_DATA=1 (set
+by CI), which makes a missing data dir a failure, so no real-data test can silently not run.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,36 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("AWR_NO_DOWNLOAD", "1")  # reaches the CLI subprocesses too
+
+REAL_FILES = (
+    "ml-1m/ml-1m.txt.gz",
+    "ml-1m/ml-1m_seq.txt.gz",
+    "ml-1m/item_map.tsv",
+    "ml-1m/raw/ratings_users1-2999.dat.gz",
+    "beauty_sasrec/Beauty.txt.gz",
+    "beauty_s3rec_5core/Beauty.txt",
+    "anime/anime.csv",
+    "anime/rating_part23_of_23.csv",
+)
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    default = Path(__file__).parents[1] / ".." / "shared" / "data"
-    return Path(os.environ.get("AWR_DATA_DIR", default)).resolve()
+    """The real data dir; skips (fails under AWR_REQUIRE_DATA=1) when it is not there."""
+    chosen = os.environ.get("AWR_DATA_DIR")
+    missing = (
+        list(REAL_FILES)
+        if not chosen
+        else [rel for rel in REAL_FILES if not (Path(chosen) / rel).is_file()]
+    )
+    if missing:
+        where = f"AWR_DATA_DIR={chosen}" if chosen else "AWR_DATA_DIR is not set"
+        reason = f"real-data test: {where}; missing {', '.join(missing)}"
+        if os.environ.get("AWR_REQUIRE_DATA", "") not in ("", "0"):
+            pytest.fail(f"{reason} (AWR_REQUIRE_DATA is set)", pytrace=False)
+        pytest.skip(reason)
+    return Path(chosen).resolve()
 
 
 # --- Ray for the sweep tests (tests/test_sweep*.py) -------------------------------------------

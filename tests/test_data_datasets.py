@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pooch
 import pytest
 
 from awr.data import datasets
@@ -136,17 +137,18 @@ def test_bad_sequence_files(tmp_path: Path, text: str, match: str) -> None:
     assert not cache.exists() or not list(cache.iterdir())  # nothing cached, no temp file
 
 
-def test_missing_known_files_say_where_to_get_them(tmp_path: Path) -> None:
+def test_missing_known_files_say_where_to_get_them(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("AWR_DATA_MIRROR", raising=False)
     with pytest.raises(DataError) as err:
-        load_dataset("ml-1m", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c"))
-    assert str(tmp_path / "ml-1m" / "ml-1m.txt.gz") in str(err.value)
-    assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in str(err.value)
-    assert "ratings.dat" in str(err.value)
+        load_dataset("ml-1m", str(tmp_path), str(tmp_path / "c"), download=False)
+    url = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
+    assert f"download {url} and put it at {tmp_path / 'ml-1m' / 'ml-1m.zip'}" in str(err.value)
     with pytest.raises(DataError) as err:
         load_dataset("anime", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c"))
     message = str(err.value)
-    assert str(tmp_path / "anime" / "rating.csv") in message
-    assert "not available" in message and "Kaggle" in message and "CooperUnion" in message
+    assert message.startswith(f"{tmp_path / 'anime' / 'rating.csv'}: ")
+    assert "not downloaded" in message and "Kaggle" in message and "CooperUnion" in message
+    assert "download its rating.csv and put it at this path" in message
 
 
 def test_unknown_name_lists_valid_names(tmp_path: Path) -> None:
@@ -168,7 +170,10 @@ def test_resolve_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_data_dir("/given") == Path("/given")
     assert resolve_data_dir(None) == Path("/from/env")
     monkeypatch.delenv("AWR_DATA_DIR")
-    assert resolve_data_dir(None) == Path("./data")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", "/home/someone")
+    chosen = resolve_data_dir(None)  # the user cache: ~/.cache/awr/data on Linux
+    assert chosen == pooch.os_cache("awr") / "data" and str(chosen).startswith("/home/someone/")
 
 
 def test_cache_dir_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

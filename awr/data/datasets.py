@@ -24,39 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pooch
 
 from awr.data import raw
+from awr.data.download import ensure_dataset
 from awr.data.errors import DataError, data_error
+from awr.data.sources import SOURCES
 
 CACHE_VERSION = 1
 ITEM_ID_FLOOR = 2**20  # about a million ids: a 64-wide embedding of 256 MiB
 ITEM_ID_RATIO = 8
-ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
-ANIME_URL = "https://www.kaggle.com/datasets/CooperUnion/anime-recommendations-database"
-
-# name -> (file under the data directory, how to get it)
-KNOWN_DATASETS: dict[str, tuple[str, str]] = {
-    "ml-1m": (
-        "ml-1m/ml-1m.txt.gz",
-        f"download {ML1M_URL}, unzip it and pass the path of its ratings.dat as the dataset "
-        "(it is preprocessed as SPEC section 1 says: 6,040 users, 3,416 items)",
-    ),
-    "beauty": (
-        "beauty_sasrec/Beauty.txt.gz",
-        "it is SASRec's data/Beauty.txt (github.com/kang205/SASRec), gzip-compressed; "
-        "or pass the path of Amazon's ratings_Beauty.csv to preprocess it SASRec's way",
-    ),
-    "beauty-5core": (
-        "beauty_s3rec_5core/Beauty.txt",
-        "it is S3-Rec's data/Beauty.txt (github.com/RUCAIBox/CIKM2020-S3Rec)",
-    ),
-    "anime": (
-        "anime/rating.csv",
-        "the full Kaggle rating.csv is not available here (the shared data holds only 1 of its "
-        f"23 chunks); download the Kaggle dataset 'Anime Recommendations Database' by "
-        f"CooperUnion ({ANIME_URL}) and put its rating.csv at this path",
-    ),
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,22 +48,30 @@ class SequenceData:
 
 
 def resolve_data_dir(data_dir: str | None) -> Path:
-    """`data_dir` if given, else the environment's AWR_DATA_DIR, else ./data."""
-    chosen = data_dir or os.environ.get("AWR_DATA_DIR") or "./data"
-    return Path(chosen).expanduser()
+    """`data_dir` if given, else the environment's AWR_DATA_DIR, else `<user cache>/awr/data`
+    (`~/.cache/awr/data` on Linux): where named datasets are read, and downloaded to."""
+    if data_dir or os.environ.get("AWR_DATA_DIR"):
+        return Path(data_dir or os.environ["AWR_DATA_DIR"]).expanduser()
+    return pooch.os_cache("awr") / "data"
 
 
 def resolve_cache_dir(cache_dir: str | None) -> Path:
-    """`cache_dir` if given, else the environment's AWR_CACHE_DIR, else ~/.cache/awr."""
-    chosen = cache_dir or os.environ.get("AWR_CACHE_DIR") or "~/.cache/awr"
-    return Path(chosen).expanduser()
+    """`cache_dir` if given, else the environment's AWR_CACHE_DIR, else `<user cache>/awr`
+    (`~/.cache/awr` on Linux): the parsed arrays, keyed by the source file's sha256."""
+    chosen = cache_dir or os.environ.get("AWR_CACHE_DIR")
+    return Path(chosen).expanduser() if chosen else pooch.os_cache("awr")
 
 
 def load_dataset(
-    name: str, data_dir: str | None = None, cache_dir: str | None = None
+    name: str,
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    download: bool | None = None,
 ) -> SequenceData:
-    """Load a known dataset (see KNOWN_DATASETS) or a file given by path, cached by its sha256."""
-    path, label = resolve_source(name, resolve_data_dir(data_dir))
+    """Load a named dataset (awr.data.sources.SOURCES) or a file given by path, cached by its
+    sha256. A named dataset missing from the data dir is downloaded first unless `download` is
+    False (None: unless AWR_NO_DOWNLOAD is set); see awr.data.download."""
+    path, label = resolve_source(name, resolve_data_dir(data_dir), download)
     kind = detect_kind(path)
     checksum = sha256_file(path)
     cache = resolve_cache_dir(cache_dir) / f"{checksum}.{kind}.v{CACHE_VERSION}.npz"
@@ -101,21 +86,17 @@ def load_dataset(
     return from_flat(label, items, offsets, checksum, str(path))
 
 
-def resolve_source(name: str, data_dir: Path) -> tuple[Path, str]:
-    """The file a dataset name stands for, and the dataset's label."""
-    if name in KNOWN_DATASETS:
-        rel, how = KNOWN_DATASETS[name]
-        path = data_dir / rel
-        if not path.is_file():
-            raise data_error(path, f"dataset {name!r} not found; {how}")
-        return path, name
+def resolve_source(name: str, data_dir: Path, download: bool | None = None) -> tuple[Path, str]:
+    """The file a dataset name stands for (downloaded if needed), and the dataset's label."""
+    if name in SOURCES:
+        return ensure_dataset(name, data_dir, download), name
     if name == "synthetic":
         raise DataError("'synthetic' is generated, not loaded: use awr.data.synthetic")
     for path in (Path(name).expanduser(), data_dir / name):
         if path.is_file():
             label = path.name.removesuffix(".gz")
             return path, label.rsplit(".", 1)[0] if "." in label else label
-    valid = ", ".join([*KNOWN_DATASETS, "synthetic"])
+    valid = ", ".join([*SOURCES, "synthetic"])
     raise data_error(name, f"unknown dataset and no such file; valid names: {valid}, or a path")
 
 

@@ -12,9 +12,9 @@ class SweepOptions:
     resume: continue an interrupted sweep in `out`; dry_run: print the plan only;
     address: attach to a Ray cluster instead of starting one; tracking_uri: MLflow store
     (default: sqlite in `out`); gpus_per_trial: overrides the sweep's GPU fraction (0 = CPU);
-    data_dir: dataset folder (default: $AWR_DATA_DIR, else ./data); seeds: stage-2 seeds instead
-    of the sweep's (with --resume, adds seeds to a finished sweep: new seeds are new units);
-    pack_seeds, checkpoint_seconds: override the sweep's (None: keep them)."""
+    data_dir: dataset folder (default: $AWR_DATA_DIR, else ~/.cache/awr/data); seeds: stage-2
+    seeds instead of the sweep's (with --resume, adds seeds to a finished sweep: new seeds are
+    new units); pack_seeds, checkpoint_seconds: override the sweep's (None: keep them)."""
 
     name: str
     out: Path
