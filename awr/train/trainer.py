@@ -15,6 +15,7 @@ from torch import nn
 
 from awr.config import TrialConfig
 from awr.data.batches import EvalTensors, TrainTensors, sample_negatives, split_by_length
+from awr.eta import fit_epochs_left, format_duration
 from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
 
@@ -93,15 +94,38 @@ def advance(
     return record
 
 
-def epoch_line(record: EpochRecord) -> str:
-    """The progress line of one epoch."""
+def epoch_line(
+    record: EpochRecord,
+    elapsed: float | None = None,
+    budget: tuple[int, int] | None = None,
+    explain: bool = False,
+) -> str:
+    """The progress line of one epoch. With `elapsed` (seconds of training and validation so
+    far) and `budget` (patience, max_epochs), it ends with the time left, estimated at the
+    mean pace so far (awr/eta.py): from the earliest early stop (`patience` epochs after the
+    best one, unless validation improves) to the full `max_epochs`, e.g.
+    `elapsed 1m29s  left 36s to 15m01s`; `explain` adds what that range means (once per run)."""
     valid = record.valid
-    return (
+    line = (
         f"epoch {record.epoch:4d}  loss {record.train_loss:.4f}  valid ndcg_5 "
         f"{valid['ndcg_5']:.4f}  recall_5 {valid['recall_5']:.4f}  best "
         f"{record.best_valid_ndcg_5:.4f} @ {record.best_epoch}  {record.epoch_seconds:.1f}s + "
         f"eval {record.eval_seconds:.1f}s"
     )
+    if elapsed is None or budget is None:
+        return line
+    patience, max_epochs = budget
+    fewest, most = fit_epochs_left(record.epoch, record.best_epoch, patience, max_epochs)
+    pace = elapsed / max(record.epoch, 1)
+    line += f"  elapsed {format_duration(elapsed)}  left {format_duration(pace * fewest)}"
+    if most != fewest:
+        line += f" to {format_duration(pace * most)}"
+    if explain:
+        line += (
+            f"  (time left: from an early stop {patience} epochs after the best one, unless "
+            f"valid ndcg_5 improves, to max_epochs {max_epochs})"
+        )
+    return line
 
 
 def fit_state_dict(state: FitState) -> dict[str, Any]:
@@ -218,6 +242,7 @@ class Trainer:
     ) -> FitState:
         """Train until max_epochs or `patience` epochs without a better validation NDCG@5."""
         state = self.state
+        logged = False  # the first line of this call explains the time left
         while state.epoch < self.config.max_epochs:
             if state.epoch - state.best_epoch >= self.config.patience:
                 break
@@ -230,7 +255,10 @@ class Trainer:
                 state, loss, grad_norm, train_seconds, eval_seconds, valid, self.model.state_dict
             )
             if log is not None:
-                log(epoch_line(record))
+                elapsed = sum(r.epoch_seconds + r.eval_seconds for r in state.history)
+                budget = (self.config.patience, self.config.max_epochs)
+                log(epoch_line(record, elapsed, budget, explain=not logged))
+                logged = True
             if callback is not None:
                 callback(record, self.checkpoint)
         return state
