@@ -58,11 +58,10 @@ def time_left(pace: float, epochs_left: Sequence[float], slots: int = 1) -> floa
     """Seconds until trials with `epochs_left` (one entry per trial, running or pending) are
     done at `pace` seconds per epoch of one trial, with up to `slots` trials side by side:
 
-        pace * max(sum(epochs_left) / min(slots, n), max(epochs_left))
+        pace * max(sum(epochs_left) / slots, max(epochs_left))
 
     (the work shared over the slots, but not less than the longest trial alone). 0 for no
     trials."""
     if not epochs_left:
         return 0.0
-    shared = sum(epochs_left) / min(max(slots, 1), len(epochs_left))
-    return pace * max(shared, max(epochs_left))
+    return pace * max(sum(epochs_left) / max(slots, 1), max(epochs_left))

@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from awr.config import TrialConfig
 from awr.data.datasets import resolve_cache_dir
+from awr.eta import format_duration
 from awr.sweep.environment import prepare_environment, quiet_libraries
 from awr.sweep.folder import StorageError, check_cache, claim_folder, fault_of, free_reserve
 from awr.sweep.options import SweepOptions
@@ -149,13 +151,17 @@ def fail_open_runs(uri: str, sweep: str, reason: str) -> int:
 
 def run_units(context: SweepContext, units: list[Unit], state: SweepState) -> bool:
     """Each unit in order, skipping those finished earlier; False when interrupted."""
+    from awr.sweep.progress import plan_sweep
     from awr.sweep.stage import run_unit
 
+    left = [unit for unit in units if state.done(unit) is None]
+    plan_sweep(left, context.sweep.budget.max_epochs, context.resources.concurrent)
     for unit in units:
         earlier = state.done(unit)
         if earlier is not None:
             print(f"[{unit.label}] finished earlier: {describe(earlier)}", flush=True)
             continue
+        started = time.monotonic()
         base = unit_base(context.sweep, unit, state)
         if base is None:
             print(f"[{unit.label}] skipped: stage 1 found no usable trial", flush=True)
@@ -164,7 +170,8 @@ def run_units(context: SweepContext, units: list[Unit], state: SweepState) -> bo
         if outcome.record is None:
             return False
         state.record(unit, outcome.record)
-        print(f"[{unit.label}] finished: {describe(outcome.record)}", flush=True)
+        took = format_duration(time.monotonic() - started)
+        print(f"[{unit.label}] finished in {took}: {describe(outcome.record)}", flush=True)
     return True
 
 

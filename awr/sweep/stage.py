@@ -18,7 +18,7 @@ from awr.sweep.cluster import TrialResources
 from awr.sweep.folder import StorageFault, fault_of, storage_fault
 from awr.sweep.pack_trainable import train_point
 from awr.sweep.plan import PACK_KEY, Unit, pack_value, stage2_axes
-from awr.sweep.progress import ProgressLines, completed
+from awr.sweep.progress import ProgressLines, completed, planned, watch
 from awr.sweep.search import MODE, PatienceStopper, build_scheduler, build_searcher
 from awr.sweep.space import searched_fields
 from awr.sweep.spec import Sweep, typed_values
@@ -132,6 +132,7 @@ def run_tuner(
     verb = "resuming" if restoring else "starting"
     packs = f" in {unit.tune_trials} packs of {len(unit.seeds)} seeds" if unit.packed else ""
     print(f"[{unit.label}] {verb}: {unit.trials} trials{packs}", flush=True)
+    watch(planned(unit), base.max_epochs, context.resources.concurrent)
     grid = fit(tuner)
     errors = {trial_id(result): str(result.error) for result in grid if result.error}
     settle_children(client, context.experiment_id, parent, errors)
