@@ -1,14 +1,16 @@
 """MLflow for sweeps: the store's URI, one experiment per sweep, a parent run per stage x dataset
 x backbone, and trial runs that reattach by Ray trial id on resume; batched logging; the UI.
 
-Schema (the analysis package reads exactly this): parent runs carry the tags `awr.kind=parent`,
-`sweep`, `stage`, `dataset`, `backbone`; trial runs carry `awr.kind=trial`, those tags,
-`mechanism`, `seed`, `git_commit`, `data_checksum`, `ray_trial_id` and `mlflow.parentRunId`
-(members of a pack of seeds share their Ray trial id and add `pack_seeds`, e.g. "1,2,3"),
-every TrialConfig field as a param, per-epoch metrics at step=epoch, final `test/<m>`,
-`best_valid/<m>`, `best_epoch`, `epochs_run`, `num_params`, `seconds`, and the artifacts
-`config.json`, `epochs.csv`, `attention.npz`, `ranks.npz` (per-user valid and test ranks at the
-best-validation state, awr/eval/ranks.py). Runs end FINISHED, FAILED (tag `error`) or KILLED.
+Schema (the analysis package reads exactly this): the experiment carries the tag
+`mlflow.experimentKind=custom_model_development` (MLflow 3's UI opens it as model training);
+parent runs carry the tags `awr.kind=parent`, `sweep`, `stage`, `dataset`, `backbone`; trial
+runs carry `awr.kind=trial`, those tags, `mechanism`, `seed`, `git_commit`, `data_checksum`,
+`ray_trial_id` and `mlflow.parentRunId` (members of a pack of seeds share their Ray trial id
+and add `pack_seeds`, e.g. "1,2,3"), every TrialConfig field as a param, per-epoch metrics at
+step=epoch, final `test/<m>`, `best_valid/<m>`, `best_epoch`, `epochs_run`, `num_params`,
+`seconds`, and the artifacts `config.json`, `epochs.csv`, `attention.npz`, `ranks.npz`
+(per-user valid and test ranks at the best-validation state, awr/eval/ranks.py). Runs end
+FINISHED, FAILED (tag `error`) or KILLED.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ ERROR_LIMIT = 5000  # characters of an error message kept in the `error` tag
 BATCH = 100  # MLflow accepts at most 100 params or tags per batch, 1000 entities in all
 EPOCH_COLUMNS = ("epoch", "train_loss", "grad_norm", "epoch_seconds")
 EPOCH_KEY = "train/loss"  # logged with every epoch: its steps are the epochs a run has
+# MLflow 3's experiment kind (the UI's "Machine learning" / "GenAI apps & agents" choice).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+UNCHOSEN_KINDS = ("no_inferred_type",)  # and any "..._inferred": the UI's guesses
 
 
 def default_tracking_uri(out: Path) -> str:
@@ -71,11 +77,27 @@ def client_for(uri: str) -> MlflowClient:
 
 
 def ensure_experiment(client: MlflowClient, sweep: str, uri: str) -> str:
-    """The id of the experiment named after the sweep, created on first use."""
+    """The id of the experiment named after the sweep, created on first use, marked as model
+    training (`mark_model_training`)."""
     experiment = client.get_experiment_by_name(sweep)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(sweep, artifact_location=artifact_location(uri))
+    if experiment is None:
+        tags = {EXPERIMENT_KIND: MODEL_TRAINING}
+        return client.create_experiment(sweep, artifact_location=artifact_location(uri), tags=tags)
+    mark_model_training(client, experiment.experiment_id, experiment.tags)
+    return experiment.experiment_id
+
+
+def mark_model_training(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> bool:
+    """Set the experiment's kind to model training, so that MLflow 3's UI opens its runs table
+    (not the GenAI view of traces and prompts), unless someone chose a kind: an experiment with
+    no kind, or one the UI inferred (`no_inferred_type`, `..._inferred`), is marked; one whose
+    kind was picked in the UI keeps it. Returns whether it set the tag."""
+    kind = tags.get(EXPERIMENT_KIND, "")
+    chosen = kind and kind not in UNCHOSEN_KINDS and not kind.endswith("_inferred")
+    if kind == MODEL_TRAINING or chosen:
+        return False
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+    return True
 
 
 def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:

@@ -95,3 +95,24 @@ def test_ui_without_full_mlflow_says_how_to_install_it(
     monkeypatch.setattr(tracking.importlib.metadata, "distribution", missing)
     assert tracking.start_ui(tmp_path, None, 5000) == 2
     assert 'pip install -e ".[ui]"' in capsys.readouterr().err
+
+
+def test_the_experiment_opens_as_model_training_in_mlflow_3(tmp_path: Path) -> None:
+    uri = tracking.default_tracking_uri(tmp_path)
+    client = MlflowClient(tracking_uri=uri)
+    kind = tracking.EXPERIMENT_KIND
+    created = tracking.ensure_experiment(client, "sweep", uri)
+    assert client.get_experiment(created).tags[kind] == "custom_model_development"
+    # an experiment made before (no kind), or one whose kind the UI guessed, is marked
+    for guessed in (None, "no_inferred_type", "genai_development_inferred"):
+        name = f"older-{guessed}"
+        tags = {} if guessed is None else {kind: guessed}
+        older = client.create_experiment(name, artifact_location=tracking.artifact_location(uri))
+        for key, value in tags.items():
+            client.set_experiment_tag(older, key, value)
+        assert tracking.ensure_experiment(client, name, uri) == older
+        assert client.get_experiment(older).tags[kind] == "custom_model_development"
+    # a kind someone picked in the UI stays
+    chosen = client.create_experiment("chosen", tags={kind: "genai_development"})
+    assert tracking.ensure_experiment(client, "chosen", uri) == chosen
+    assert client.get_experiment(chosen).tags[kind] == "genai_development"
