@@ -4,6 +4,7 @@ artifacts; stage 2 at stage 1's best validation config; a diverging trial failin
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -35,6 +36,7 @@ class SweepRun:
     code: int
     client: MlflowClient
     runs: list[Run]
+    log: str = ""  # what the driver printed
 
     def kind(self, kind: str, stage: str | None = None) -> list[Run]:
         return [
@@ -48,11 +50,15 @@ class SweepRun:
 @pytest.fixture(scope="module")
 def tiny_run(ray_local: object, tmp_path_factory: pytest.TempPathFactory) -> SweepRun:
     out = tmp_path_factory.mktemp("tiny_sweep")
-    code = execute(tiny(), SweepOptions(name="tiny", out=out))
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setenv("AWR_HEARTBEAT_SECONDS", "0.5")  # a trial takes seconds: some beats
+        code = execute(tiny(), SweepOptions(name="tiny", out=out))
+    print(printed.getvalue())
     client = MlflowClient(tracking_uri=default_tracking_uri(out))
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    return SweepRun(out, code, client, runs)
+    return SweepRun(out, code, client, runs, printed.getvalue())
 
 
 def test_the_sweep_finishes_with_one_parent_per_stage(tiny_run: SweepRun) -> None:
@@ -71,6 +77,23 @@ def test_the_sweep_finishes_with_one_parent_per_stage(tiny_run: SweepRun) -> Non
     searched = parents["1"].data.params
     assert (searched["searched"], searched["sampler"], searched["trials"]) == ("lr", "grid", "3")
     assert "lr" not in searched and searched["hidden_size"] == "16"
+
+
+def test_runs_are_named_by_what_they_vary_and_progress_is_told(tiny_run: SweepRun) -> None:
+    first = sorted(r.info.run_name for r in tiny_run.kind("trial", "1"))
+    assert first == ["synthetic-sasrec-none-lr0.01", "synthetic-sasrec-none-lr1e-3",
+                     "synthetic-sasrec-none-lr1e6"]  # fmt: skip
+    second = sorted(r.info.run_name for r in tiny_run.kind("trial", "2"))
+    assert second == ["synthetic-sasrec-none-s1", "synthetic-sasrec-simple-s1"]
+    lines = tiny_run.log.splitlines()
+    assert "\r" not in tiny_run.log
+    beats = [line for line in lines if " running: " in line]
+    assert beats and all(line.startswith("[stage ") and ", " in line for line in beats)
+    done = [line for line in lines if " after " in line and " epochs in " in line]
+    assert len(done) == 4  # the diverging trial has a FAILED line instead
+    stage1 = [line for line in done if line.startswith("[stage 1 ")]
+    assert all("| stage " in line and " elapsed, left " in line for line in done)
+    assert all("| sweep " in line for line in stage1)  # stage 2 follows stage 1
 
 
 def test_trial_runs_carry_tags_and_every_config_field(tiny_run: SweepRun) -> None:

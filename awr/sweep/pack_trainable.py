@@ -19,6 +19,7 @@ from ray import tune
 
 from awr.config import from_dict
 from awr.packed_trial import MemberFailure, Outcome, run_packed_trials
+from awr.sweep.naming import trial_run_name
 from awr.sweep.plan import PACK_KEY, pack_seeds_of, pack_value
 from awr.sweep.spec import typed_values
 from awr.sweep.trainable import (
@@ -60,9 +61,9 @@ def train_pack(params: dict[str, Any], job: TrialJob) -> None:
             continue
         member_values = {**values, "seed": seed}
         tags = {**trial_tags(job, member_values, trial_id), "pack_seeds": pack_value(seeds)}
-        name = f"{values['dataset']}-{values['backbone']}-{values['mechanism']}-s{seed}"
+        name = trial_run_name(member_values, {key: values[key] for key in point}, job.stage)
         runs[member] = TrialRun.attach(
-            job.tracking_uri, job.experiment_id, tags, member_values, f"{name}-{trial_id}"
+            job.tracking_uri, job.experiment_id, tags, member_values, name
         )
     reporter = None
     try:

@@ -18,6 +18,7 @@ import torch
 from ray import tune
 
 from awr.config import TrialConfig, from_dict
+from awr.sweep.naming import trial_run_name
 from awr.sweep.spec import typed_values
 from awr.tracking import FAILED, FINISHED, KILLED, TRIAL, TrialRun
 from awr.train.trainer import EpochRecord, resolve_length_groups
@@ -59,8 +60,7 @@ def train_trial(params: dict[str, Any], job: TrialJob) -> None:
         job.experiment_id,
         trial_tags(job, values, trial_id),
         values,
-        run_name=f"{values['dataset']}-{values['backbone']}-{values['mechanism']}"
-        f"-s{values['seed']}-{trial_id}",
+        run_name=trial_run_name(values, {key: values[key] for key in params}, job.stage),
     )
     config = None
     reporter = None
