@@ -9,8 +9,9 @@ runs carry `awr.kind=trial`, those tags, `mechanism`, `seed`, `git_commit`, `dat
 and add `pack_seeds`, e.g. "1,2,3"), every TrialConfig field as a param, per-epoch metrics at
 step=epoch, final `test/<m>`, `best_valid/<m>`, `best_epoch`, `epochs_run`, `num_params`,
 `seconds`, and the artifacts `config.json`, `epochs.csv`, `attention.npz`, `ranks.npz`
-(per-user valid and test ranks at the best-validation state, awr/eval/ranks.py). Runs end
-FINISHED, FAILED (tag `error`) or KILLED.
+(per-user valid and test ranks at the best-validation state, awr/eval/ranks.py). Trial runs
+are named by what they vary: stage 1 by the searched values, stage 2 by mechanism, seed and
+axes (awr/sweep/naming.py). Runs end FINISHED, FAILED (tag `error`) or KILLED.
 """
 
 from __future__ import annotations

@@ -272,3 +272,19 @@ def test_the_tune_callback_prints_heartbeats_and_finished_lines(
         "stage 30s elapsed, left ~12s (at most 22s) | sweep 30s elapsed, left ~24s (at most 44s)"
     )
     assert module.completed(unit.label, 3) is False
+
+
+def test_the_heartbeat_interval_is_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    from awr.sweep.progress import HEARTBEAT_SECONDS, heartbeat_seconds
+    from awr.sweep.spec import SweepError
+
+    monkeypatch.delenv("AWR_HEARTBEAT_SECONDS", raising=False)
+    assert heartbeat_seconds() == HEARTBEAT_SECONDS == 60.0
+    monkeypatch.setenv("AWR_HEARTBEAT_SECONDS", "15")
+    assert heartbeat_seconds() == 15.0
+    monkeypatch.setenv("AWR_HEARTBEAT_SECONDS", "0")
+    assert heartbeat_seconds() == math.inf  # none
+    for bad in ("soon", "-5", "nan"):
+        monkeypatch.setenv("AWR_HEARTBEAT_SECONDS", bad)
+        with pytest.raises(SweepError, match="AWR_HEARTBEAT_SECONDS must be seconds"):
+            heartbeat_seconds()

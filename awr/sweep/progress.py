@@ -29,9 +29,10 @@ from ray.tune.experiment import Trial
 from awr.eta import format_duration
 from awr.sweep.outlook import PlannedUnit, StageProgress, SweepOutlook
 from awr.sweep.plan import Unit
+from awr.sweep.spec import SweepError
 from awr.sweep.trainable import SEARCH_METRIC
 
-HEARTBEAT_SECONDS = 60.0  # a line per running trial this often; AWR_HEARTBEAT_SECONDS overrides
+HEARTBEAT_SECONDS = 60.0  # a line per running trial this often (AWR_HEARTBEAT_SECONDS overrides)
 FINAL = (Trial.TERMINATED, Trial.ERROR)
 # label -> trial id -> status, as of the last step; the driver reads the statuses here.
 STATUSES: dict[str, dict[str, str]] = {}
@@ -41,11 +42,13 @@ OUTLOOK: list[SweepOutlook] = []  # the sweep run's units, when a runner registe
 
 def heartbeat_seconds() -> float:
     """HEARTBEAT_SECONDS, or the environment variable AWR_HEARTBEAT_SECONDS (0: no heartbeat)."""
-    value = os.environ.get("AWR_HEARTBEAT_SECONDS", "")
+    value = os.environ.get("AWR_HEARTBEAT_SECONDS", "").strip()
     try:
         seconds = float(value) if value else HEARTBEAT_SECONDS
     except ValueError:
-        seconds = HEARTBEAT_SECONDS
+        seconds = math.nan
+    if not seconds >= 0:
+        raise SweepError(f"AWR_HEARTBEAT_SECONDS must be seconds >= 0 (0: none), got {value!r}")
     return seconds if seconds > 0 else math.inf
 
 
@@ -59,7 +62,8 @@ def plan_sweep(
     units: list[Unit], budget: int, slots: int, clock: Callable[[], float] = time.monotonic
 ) -> SweepOutlook:
     """Register the units a sweep run is about to run (in order), for the sweep's time left
-    (its clock starts now)."""
+    (its clock starts now); a bad AWR_HEARTBEAT_SECONDS is an error here, before any unit."""
+    heartbeat_seconds()
     OUTLOOK[:] = [SweepOutlook([planned(unit) for unit in units], budget, slots, clock)]
     return OUTLOOK[0]
 
