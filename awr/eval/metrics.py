@@ -18,13 +18,20 @@ METRIC_NAMES = (
 SELECTION_METRIC = "ndcg_5"
 
 
-def target_ranks(scores: Tensor, targets: Tensor) -> Tensor:
+RANK_CHUNK = 4096  # items compared at a time: a (B, 4096) comparison stays in cache
+
+
+def target_ranks(scores: Tensor, targets: Tensor, chunk: int = RANK_CHUNK) -> Tensor:
     """scores (B, N) with excluded items at -inf, targets (B,) column indices -> ranks (B,).
 
-    The caller keeps the target's own score finite (never masked).
+    The caller keeps the target's own score finite (never masked). Counted `chunk` columns at
+    a time (the same integers, without a (B, N) temporary).
     """
     target_scores = scores.gather(1, targets[:, None])  # (B, 1)
-    others = (scores >= target_scores).sum(1) - 1  # minus the target itself
+    at_least = torch.zeros(scores.shape[0], dtype=torch.int64, device=scores.device)
+    for block in scores.split(chunk, dim=1):
+        at_least += (block >= target_scores).sum(1)
+    others = at_least - 1  # minus the target itself
     worst = torch.full_like(others, scores.shape[1] - 1)
     return torch.where(torch.isnan(target_scores[:, 0]), worst, others)  # NaN ranks last
 

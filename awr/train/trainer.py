@@ -17,6 +17,7 @@ from awr.config import TrialConfig
 from awr.data.batches import EvalTensors, TrainTensors, sample_negatives, split_by_length
 from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
+from awr.train.optim import SparseEmbeddingGrads, adam
 
 
 class TrainingDiverged(RuntimeError):
@@ -92,9 +93,8 @@ class Trainer:
         self.num_items = num_items
         device = train.inputs.device
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
-        self.optimizer = torch.optim.Adam(
-            model.parameters(), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay
-        )
+        self.optimizer = adam(model.parameters(), config.lr, config.weight_decay, device)
+        self.sparse_grads = SparseEmbeddingGrads(model, enabled=not config.compile)
         self.loss_fn = torch.compile(model.loss) if config.compile else model.loss
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
@@ -131,6 +131,12 @@ class Trainer:
         With length groups, each part's loss (a mean over its valid positions) is weighted by
         its share of the batch's valid positions: the sum is the batch loss, so the gradient is
         the one-batch gradient up to floating-point order and dropout's random draws."""
+        with self.sparse_grads.capture():
+            loss = self.grouped_backward(rows, negatives)
+        self.sparse_grads.densify()
+        return loss
+
+    def grouped_backward(self, rows: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         tensors = self.train_tensors
         if self.length_groups == 1:
             with self.autocast:
