@@ -10,7 +10,7 @@ import torch
 from awr.bench import random_sequences
 from awr.config import TrialConfig
 from awr.data.batches import build_eval_tensors
-from awr.eval.evaluate import batch_ranks, length_order, user_ranks
+from awr.eval.evaluate import batch_ranks, length_order, masked_ranks, user_ranks
 from awr.eval.metrics import target_ranks
 from awr.models.registry import build_model
 from awr.models.scoring import factor_scores, has_factors
@@ -70,3 +70,19 @@ def test_chunked_ranks_equal_ranks_counted_in_one_piece():
     expected[1] = 22
     for chunk in (1, 4, 23, 4096):
         assert target_ranks(scores, targets, chunk=chunk).tolist() == expected.tolist()
+
+
+def test_a_ceiling_on_the_target_alone_ranks_as_clamping_every_score():
+    """STOSA's scores are min(product, -MIN_COV): counting raw products against the clamped
+    target gives the ranks of the clamped scores, ties at the ceiling included."""
+    lengths = np.random.default_rng(4).integers(3, 9, size=30)
+    data = random_sequences("ceiling", lengths, NUM_ITEMS, seed=5, source="test")
+    tensors = build_eval_tensors(data, 6, "test")
+    rows = torch.arange(tensors.targets.shape[0])
+    generator = torch.Generator().manual_seed(6)
+    raw = torch.randint(-6, 6, (rows.numel(), NUM_ITEMS + 1), generator=generator).float()
+    raw[0, 5] = float("nan")
+    ceiling = 1.5  # about 40% of the scores lie above it
+    clamped = masked_ranks(raw.clamp_max(ceiling), tensors, rows)
+    assert masked_ranks(raw.clone(), tensors, rows, ceiling).tolist() == clamped.tolist()
+    assert masked_ranks(raw.clone(), tensors, rows).tolist() != clamped.tolist()

@@ -1,9 +1,11 @@
 """Full-ranking evaluation on the model's device (SPEC 2): every item scored, history masked.
 
 Models with score factors (awr/models/scoring.py: both backbones) are scored with the item
-factors built once per pass and each batch's scores written into one reused (N+1, B) buffer;
-others (test doubles) through `score_all`. Either way the history is masked in place and the
-ranks are counted in item chunks (awr/eval/metrics.py), so no (B, N) copy is made."""
+factors built once per pass, each batch's products written into one reused (N+1, B) buffer
+and the score ceiling applied to the target's score alone; others (test doubles) through
+`score_all`. Either way the history is masked in place and the ranks are counted in item
+chunks (awr/eval/metrics.py): the scores are written once and read twice (masking, counting),
+and no (B, N) copy is made."""
 
 from __future__ import annotations
 
@@ -36,12 +38,19 @@ def history_entries(tensors: EvalTensors, rows: Tensor) -> tuple[Tensor, Tensor]
     return positions, tensors.history_items[shift + torch.arange(total, device=rows.device)]
 
 
-def masked_ranks(scores: Tensor, tensors: EvalTensors, rows: Tensor) -> Tensor:
+def masked_ranks(
+    scores: Tensor, tensors: EvalTensors, rows: Tensor, ceiling: float | None = None
+) -> Tensor:
     """Ranks of the targets of `rows` among all items, given their scores (B, N+1), which are
     overwritten: each user's history and the padding id go to -inf in place, the target keeps
-    its own score, ties count against it."""
+    its own score, ties count against it.
+
+    `ceiling`: the scores are min(scores, ceiling) (the caller skipped that pass); counting
+    the raw scores >= min(target, ceiling) gives the same ranks."""
     targets = tensors.targets[rows]
     target_scores = scores.gather(1, targets[:, None])
+    if ceiling is not None:
+        target_scores.clamp_max_(ceiling)  # NaN stays NaN
     positions, items = history_entries(tensors, rows)
     scores[positions, items] = float("-inf")
     scores[:, 0] = float("-inf")  # the padding id
@@ -55,7 +64,8 @@ def batch_ranks(model: nn.Module, tensors: EvalTensors, rows: Tensor) -> Tensor:
 
 
 def factor_scorer(model: nn.Module, batch_size: int) -> BatchScorer:
-    """Scores of a batch as factor_scores(query factors, item factors) into one buffer: the
+    """Scores of a batch as the product of its query factors and the item factors, without
+    the model's ceiling (masked_ranks applies it to the target alone), into one buffer: the
     item factors (N+1, K) are built once, the (N+1, batch_size) buffer is allocated once (a
     fresh (B, N+1) tensor per batch costs page faults on CPU: 58 MB per Beauty batch)."""
     items = model.item_factors().float()
@@ -64,7 +74,7 @@ def factor_scorer(model: nn.Module, batch_size: int) -> BatchScorer:
     def scores(input_ids: Tensor) -> Tensor:
         queries = model.query_factors(input_ids).float()
         out = buffer[: items.shape[0] * queries.shape[0]].view(items.shape[0], queries.shape[0])
-        return factor_scores(queries, items, model.score_ceiling, out=out)
+        return factor_scores(queries, items, None, out=out)
 
     return scores
 
@@ -82,12 +92,14 @@ def user_ranks(model: nn.Module, tensors: EvalTensors, batch_size: int = 1024) -
     (batches run in length order); leaves the model in eval mode."""
     model.eval()
     ranks = torch.empty_like(tensors.targets)
+    ceiling = None
     if has_factors(model):
         scorer = factor_scorer(model, min(batch_size, max(int(ranks.numel()), 1)))
+        ceiling = model.score_ceiling
     else:
         scorer = lambda input_ids: model.score_all(input_ids).float()  # noqa: E731
     for rows in length_order(tensors).split(batch_size):
-        ranks[rows] = masked_ranks(scorer(tensors.inputs[rows]), tensors, rows)
+        ranks[rows] = masked_ranks(scorer(tensors.inputs[rows]), tensors, rows, ceiling)
     return ranks
 
 
