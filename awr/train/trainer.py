@@ -17,6 +17,7 @@ from awr.config import TrialConfig
 from awr.data.batches import EvalTensors, TrainTensors, sample_negatives, split_by_length
 from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
+from awr.train.length_groups import resolve_length_groups
 from awr.train.optim import SparseEmbeddingGrads, adam
 
 
@@ -63,14 +64,6 @@ class FitState:
     history: list[EpochRecord] = field(default_factory=list)
 
 
-def resolve_length_groups(length_groups: int, device: torch.device, batch_size: int) -> int:
-    """TrialConfig.length_groups with 0 (auto) resolved: 8 on CPU (at most batch_size), where
-    skipping padding pays, 1 on GPU, where one large batch keeps the device busier."""
-    if length_groups:
-        return length_groups
-    return 1 if device.type == "cuda" else min(8, batch_size)
-
-
 def global_grad_norm(model: nn.Module) -> float:
     """sqrt(sum ||grad||^2) over all parameters that have a gradient."""
     squares = [p.grad.detach().pow(2).sum() for p in model.parameters() if p.grad is not None]
@@ -99,8 +92,14 @@ class Trainer:
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
-        self.length_groups = resolve_length_groups(config.length_groups, device, config.batch_size)
         self.valid_counts = (train.targets > 0).sum(1)  # (U_train,) loss positions per row
+        self.length_groups = resolve_length_groups(
+            config.length_groups,
+            device,
+            config.batch_size,
+            self.valid_counts.cpu().numpy(),
+            config.max_len,
+        )
         self.state = FitState()
 
     def train_epoch(self) -> tuple[float, float]:
