@@ -35,7 +35,7 @@ SHARES_S = {
 STEP_NAMES = tuple(SHARES_S)
 SIZES = ("full", "smoke")
 SWEEPS = {"full": "fixed_ml1m", "smoke": "awr.benchmarks.gpu_plan:smoke_sweep"}
-UNAVAILABLE = 3  # exit code of a step whose code is not there yet (the packed-seeds hook)
+UNAVAILABLE = 3  # exit code of a step that cannot run on this machine (recorded, not failed)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,9 @@ def step_commands(
     seeds += ["--data-dir", data_dir] if data_dir else []
     commands["packed-seeds"] = (seeds, ("packed-seeds.json",))
     sweep_out = out / "sweep"
-    sweep = [python, "orchestrate.py", "--sweep", SWEEPS[size], "--out", str(sweep_out), "--resume"]
+    sweep = [python, "orchestrate.py", "--sweep", SWEEPS[size], "--out", str(sweep_out)]
+    if sweep_out.is_dir() and any(sweep_out.glob("*.sweep.json")):
+        sweep.append("--resume")  # a rerun goes on where the last one stopped
     commands["sweep"] = (sweep + (["--data-dir", data_dir] if data_dir else []), ("sweep",))
     return commands
 
