@@ -4,6 +4,7 @@ mechanism x dataset x max_len, as a printed table and a JSON list of records.
     python -m awr.bench --quick
     python -m awr.bench --out bench.json        # the full table
     python -m awr.bench --datasets synthetic:ml-1m --max-lens 50,100,200 --device cuda
+    python -m awr.bench gpu --out results/bench/gpu-<date>  # the prepared GPU run (8 min)
 
 Datasets: a name or path for `awr.data.datasets.load_dataset` (with `--data-dir` or the
 environment's AWR_DATA_DIR), or `synthetic:<name>`: seeded uniform random items with the shape
@@ -763,4 +764,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["gpu"]:  # the prepared GPU run: awr/benchmarks/gpu_run.py
+        from awr.benchmarks.gpu_run import main as gpu_main
+
+        sys.exit(gpu_main(sys.argv[2:]))
     main()

@@ -55,7 +55,8 @@ class TrialConfig:
     compile: bool = False
     # Training batches are run as this many sub-batches of rows sorted by length, each trimmed
     # of its padding, with gradients accumulated in proportion to valid positions: the same
-    # gradient as one batch (only dropout's random draws differ). 0 = auto: 8 on CPU, 1 on GPU.
+    # gradient as one batch (only dropout's random draws differ). 0 = auto: chosen by the padding
+    # the groups save on the training rows (awr/train/length_groups.py; usually 1 on GPU).
     length_groups: int = 0
 
     def __post_init__(self) -> None:

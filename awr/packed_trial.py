@@ -21,8 +21,8 @@ from awr.data.batches import (
 )
 from awr.models.registry import build_model, count_parameters
 from awr.train.packed import FAILED, PackedTrainer, PackEpoch
-from awr.train.trainer import EpochRecord, epoch_line, resolve_length_groups
-from awr.trial import TrialResult, best_state_ranks, capture_attention, load_data
+from awr.train.trainer import EpochRecord, epoch_line
+from awr.trial import TrialResult, best_state_ranks, capture_attention, load_data, resolve_groups
 
 
 @dataclass
@@ -110,10 +110,10 @@ def run_packed_trials(
     validation passes and test."""
     started = time.perf_counter()
     device = torch.device(configs[0].device)
-    groups = resolve_length_groups(configs[0].length_groups, device, configs[0].batch_size)
-    configs = [config.replace(length_groups=groups) for config in configs]
     check_pack(configs)
     data = load_data(configs[0], data_dir)
+    groups = resolve_groups(configs[0], data).length_groups
+    configs = [config.replace(length_groups=groups) for config in configs]
     train = build_train_tensors(data, configs[0].max_len, device)
     valid = build_eval_tensors(data, configs[0].max_len, "valid", device)
     test = build_eval_tensors(data, configs[0].max_len, "test", device)

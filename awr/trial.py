@@ -13,13 +13,19 @@ import numpy as np
 import torch
 
 from awr.config import TrialConfig
-from awr.data.batches import EvalTensors, build_eval_tensors, build_train_tensors
+from awr.data.batches import (
+    EvalTensors,
+    build_eval_tensors,
+    build_train_tensors,
+    train_row_lengths,
+)
 from awr.data.datasets import SequenceData, load_dataset
 from awr.data.synthetic import planted_dataset
 from awr.eval.evaluate import user_ranks
 from awr.eval.ranks import UserRanks
 from awr.models.registry import build_model, count_parameters
-from awr.train.trainer import EpochCallback, EpochRecord, Trainer, resolve_length_groups
+from awr.train.length_groups import resolve_length_groups
+from awr.train.trainer import EpochCallback, EpochRecord, Trainer
 
 CAPTURE_POSITIONS = 15
 
@@ -85,6 +91,21 @@ def capture_attention(
             layer.captured = None
 
 
+def resolve_groups(config: TrialConfig, data: SequenceData) -> TrialConfig:
+    """`config` with length_groups 0 (auto) resolved from the training rows of `data`: what a
+    trial records and uses (awr/train/length_groups.py)."""
+    lengths = train_row_lengths(data, config.max_len)
+    groups = resolve_length_groups(
+        config.length_groups, config.device, config.batch_size, lengths, config.max_len
+    )
+    return config.replace(length_groups=groups)
+
+
+def planned_length_groups(config: TrialConfig, data_dir: str | None = None) -> int:
+    """The length groups `run_trial(config)` will use (loads the data)."""
+    return resolve_groups(config, load_data(config, data_dir)).length_groups
+
+
 def run_trial(
     config: TrialConfig,
     *,
@@ -101,10 +122,8 @@ def run_trial(
     """
     started = time.perf_counter()
     device = torch.device(config.device)
-    config = config.replace(
-        length_groups=resolve_length_groups(config.length_groups, device, config.batch_size)
-    )
     data = load_data(config, data_dir)
+    config = resolve_groups(config, data)
     train = build_train_tensors(data, config.max_len, device)
     valid = build_eval_tensors(data, config.max_len, "valid", device)
     torch.manual_seed(config.seed)

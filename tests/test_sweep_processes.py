@@ -88,7 +88,12 @@ def test_a_record_without_its_folder_finds_the_sessions_by_the_driver_pid(
     assert sessions_of(me, start_ticks(me)) == []
 
 
-def test_only_the_driver_that_owns_the_record_removes_it(tmp_path: Path) -> None:
+def test_only_the_driver_that_owns_the_record_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # clear_session of a record without a folder looks for sessions named by this pid: keep it
+    # off the real Ray temp folder, where this pytest's own Ray (the ray_local fixture) lives
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "no-ray"))
     record = {"driver_pid": 1, "driver_ticks": start_ticks(1), "session_dir": str(tmp_path)}
     (tmp_path / SESSION_FILE).write_text(json.dumps(record))
     assert clear_session(tmp_path) == 0

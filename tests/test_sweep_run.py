@@ -106,7 +106,7 @@ def test_trial_runs_carry_tags_and_every_config_field(tiny_run: SweepRun) -> Non
         assert tags["mechanism"] == run.data.params["mechanism"]
         assert tags["seed"] == run.data.params["seed"]
         assert set(run.data.params) == names
-        assert run.data.params["length_groups"] == "8"  # auto, resolved on CPU
+        assert run.data.params["length_groups"] == "1"  # auto: equal planted lengths
         trial_ids.add(tags["ray_trial_id"])
     assert len(trial_ids) == len(tiny_run.kind("trial"))
     assert {r.info.status for r in tiny_run.runs} <= {"FINISHED", "FAILED"}

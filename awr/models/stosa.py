@@ -28,16 +28,19 @@ from torch.nn import functional as F
 
 from awr.config import TrialConfig
 from awr.models.attention import (
+    MIN_COV,
     attention_mask,
     masked_softmax,
-    negative_wasserstein_matrix,
     padding_columns,
     wasserstein_distance,
     wasserstein_distance_matrix,
+    wasserstein_item_factors,
+    wasserstein_query_factors,
     wasserstein_scores,
 )
 from awr.models.refine import Refinement
 from awr.models.sasrec import FeedForward, init_weights, merge_heads, split_heads
+from awr.models.scoring import factor_scores
 from awr.train.loss import ce_loss, stosa_loss
 
 GaussianScoreFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -193,11 +196,20 @@ class STOSA(nn.Module):
             pos_distance, neg_distance, pos_neg_distance, valid, self.config.pvn_weight
         )
 
+    score_ceiling = -MIN_COV  # awr/models/scoring.py: the scores are -W2 <= -MIN_COV
+
+    def query_factors(self, input_ids: Tensor) -> Tensor:
+        """The last position's Gaussian as -W2's left factors: (B, L) -> (B, 2D + 2)."""
+        mean, cov, _ = self.encode_window(input_ids, last_only=True)  # (B, 1, D)
+        return wasserstein_query_factors(mean[:, -1], cov[:, -1])
+
+    def item_factors(self) -> Tensor:
+        """Every item's Gaussian as -W2's right factors: (N+1, 2D + 2)."""
+        return wasserstein_item_factors(*self.item_gaussians_all())
+
     def score_all(self, input_ids: Tensor) -> Tensor:
         """-W2 of every item id to the last position: (B, L) -> (B, N+1); column 0 is pad."""
-        mean, cov, _ = self.encode_window(input_ids, last_only=True)  # (B, 1, D)
-        item_mean, item_cov = self.item_gaussians_all()
-        return negative_wasserstein_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
+        return factor_scores(self.query_factors(input_ids), self.item_factors(), self.score_ceiling)
 
     def item_gaussians_all(self) -> tuple[Tensor, Tensor]:
         return self.item_mean.weight, positive(self.item_cov.weight)

@@ -33,7 +33,8 @@ from awr.sweep.trainable import (
 )
 from awr.tracking import FAILED, FINISHED, KILLED, TrialRun
 from awr.train.packed import PackEpoch
-from awr.train.trainer import EpochRecord, resolve_length_groups
+from awr.train.trainer import EpochRecord
+from awr.trial import planned_length_groups
 
 
 def train_point(params: dict[str, Any], job: TrialJob) -> None:
@@ -49,9 +50,7 @@ def train_pack(params: dict[str, Any], job: TrialJob) -> None:
     point = {k: v for k, v in params.items() if k != PACK_KEY}
     seeds = pack_seeds_of(params[PACK_KEY])
     values = {**job.base.to_dict(), **typed_values(point), "device": job.device}
-    values["length_groups"] = resolve_length_groups(
-        values["length_groups"], torch.device(job.device), values["batch_size"]
-    )
+    values["length_groups"] = planned_length_groups(from_dict(values), job.data_dir)
     trial_id = tune.get_context().get_trial_id()
     checkpoint = load_checkpoint()
     done = set(checkpoint["outcomes"]) if checkpoint is not None else set()

@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from ray import tune
 
-from awr.config import TrialConfig, from_dict
+from awr.config import ConfigError, TrialConfig, from_dict
+from awr.data.errors import DataError
 from awr.sweep.naming import trial_run_name
 from awr.sweep.spec import typed_values
 from awr.tracking import FAILED, FINISHED, KILLED, TRIAL, TrialRun
-from awr.train.trainer import EpochRecord, resolve_length_groups
-from awr.trial import TrialResult, run_trial
+from awr.train.trainer import EpochRecord
+from awr.trial import TrialResult, planned_length_groups, run_trial
 
 CHECKPOINT_FILE = "state.pt"
 SEARCH_METRIC = "best_valid_ndcg_5"  # the running best: OptunaSearch keeps a trial's last report
@@ -50,10 +51,10 @@ class TrialJob:
 def train_trial(params: dict[str, Any], job: TrialJob) -> None:
     """Tune's trainable: `params` are the searched or grid values, over `job.base`."""
     values = {**job.base.to_dict(), **typed_values(params), "device": job.device}
-    # MLflow gets the number of groups used, not 0 for "auto".
-    values["length_groups"] = resolve_length_groups(
-        values["length_groups"], torch.device(job.device), values["batch_size"]
-    )
+    # MLflow gets the number of groups used, not 0 for "auto"; a config or data error is
+    # left to run_trial below, which fails the attached run with it.
+    with contextlib.suppress(ConfigError, DataError, OSError):
+        values["length_groups"] = planned_length_groups(from_dict(values), job.data_dir)
     trial_id = tune.get_context().get_trial_id()
     run = TrialRun.attach(
         job.tracking_uri,

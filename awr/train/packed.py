@@ -39,6 +39,8 @@ from awr.models.packed import (
     stack_members,
 )
 from awr.models.packed_backbones import packed_loss
+from awr.train.length_groups import resolve_length_groups
+from awr.train.optim import adam
 from awr.train.trainer import (
     EpochRecord,
     FitState,
@@ -46,7 +48,6 @@ from awr.train.trainer import (
     advance,
     fit_state_dict,
     fit_state_from_dict,
-    resolve_length_groups,
 )
 
 ACTIVE, STOPPED, FAILED = "active", "stopped", "failed"
@@ -106,14 +107,19 @@ class PackedTrainer:
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
-        self.length_groups = resolve_length_groups(config.length_groups, device, config.batch_size)
         self.valid_counts = (train.targets > 0).sum(1)  # (U_train,) loss positions per row
+        self.length_groups = resolve_length_groups(
+            config.length_groups,
+            device,
+            config.batch_size,
+            self.valid_counts.cpu().numpy(),
+            config.max_len,
+        )
 
     def adam(self) -> torch.optim.Adam:
         c = self.config
-        return torch.optim.Adam(
-            self.model.parameters(), lr=c.lr, betas=(0.9, 0.999), weight_decay=c.weight_decay
-        )
+        device = next(self.model.parameters()).device
+        return adam(self.model.parameters(), c.lr, c.weight_decay, device)
 
     def train_epoch(self) -> tuple[list[float], list[float]]:
         """One pass of every packed member over the training users, each in its own seeded

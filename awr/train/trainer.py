@@ -18,6 +18,8 @@ from awr.data.batches import EvalTensors, TrainTensors, sample_negatives, split_
 from awr.eta import fit_epochs_left, format_duration
 from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
+from awr.train.length_groups import resolve_length_groups
+from awr.train.optim import SparseEmbeddingGrads, adam
 
 
 class TrainingDiverged(RuntimeError):
@@ -146,14 +148,6 @@ def fit_state_from_dict(values: dict[str, Any]) -> FitState:
     return FitState(**fit)
 
 
-def resolve_length_groups(length_groups: int, device: torch.device, batch_size: int) -> int:
-    """TrialConfig.length_groups with 0 (auto) resolved: 8 on CPU (at most batch_size), where
-    skipping padding pays, 1 on GPU, where one large batch keeps the device busier."""
-    if length_groups:
-        return length_groups
-    return 1 if device.type == "cuda" else min(8, batch_size)
-
-
 def global_grad_norm(model: nn.Module) -> float:
     """sqrt(sum ||grad||^2) over all parameters that have a gradient."""
     squares = [p.grad.detach().pow(2).sum() for p in model.parameters() if p.grad is not None]
@@ -176,15 +170,20 @@ class Trainer:
         self.num_items = num_items
         device = train.inputs.device
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
-        self.optimizer = torch.optim.Adam(
-            model.parameters(), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay
-        )
+        self.optimizer = adam(model.parameters(), config.lr, config.weight_decay, device)
+        self.sparse_grads = SparseEmbeddingGrads(model, enabled=not config.compile)
         self.loss_fn = torch.compile(model.loss) if config.compile else model.loss
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
-        self.length_groups = resolve_length_groups(config.length_groups, device, config.batch_size)
         self.valid_counts = (train.targets > 0).sum(1)  # (U_train,) loss positions per row
+        self.length_groups = resolve_length_groups(
+            config.length_groups,
+            device,
+            config.batch_size,
+            self.valid_counts.cpu().numpy(),
+            config.max_len,
+        )
         self.state = FitState()
 
     def train_epoch(self) -> tuple[float, float]:
@@ -215,6 +214,12 @@ class Trainer:
         With length groups, each part's loss (a mean over its valid positions) is weighted by
         its share of the batch's valid positions: the sum is the batch loss, so the gradient is
         the one-batch gradient up to floating-point order and dropout's random draws."""
+        with self.sparse_grads.capture():
+            loss = self.grouped_backward(rows, negatives)
+        self.sparse_grads.densify()
+        return loss
+
+    def grouped_backward(self, rows: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         tensors = self.train_tensors
         if self.length_groups == 1:
             with self.autocast:
