@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import sys
 
-from awr.cli import main
+import awr.cli
 
-__all__ = ["main"]
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line `argv` (default: sys.argv[1:]); returns the exit code."""
+    return awr.cli.main(argv, prog="orchestrate.py")
+
 
 if __name__ == "__main__":
-    sys.exit(main(prog="orchestrate.py"))
+    sys.exit(main())

@@ -115,3 +115,158 @@ def test_a_missing_dataset_file_is_one_line(workdir: Path, capsys: pytest.Captur
         "ml-1m, beauty, beauty-5core, anime, synthetic, or a path"
     ]
     assert tree(workdir) == []
+
+
+# --- item 2: one error line for each fault -----------------------------------------------------
+
+
+def one_error(capsys: pytest.CaptureFixture, folder: Path, *argv: str) -> str:
+    """Run argv, expecting exit 2, no stdout, one stderr line and nothing written in `folder`;
+    returns that line."""
+    code, err, out = cli(capsys, *argv)
+    assert (code, out, len(err)) == (2, "", 1), (code, out, err)
+    assert err[0].startswith("error: ")
+    assert tree(folder) == []
+    return err[0]
+
+
+def test_cuda_on_a_cpu_only_torch_is_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", None)
+    line = one_error(capsys, workdir, "--trial", "dataset=synthetic", "device=cuda")
+    assert line.startswith(
+        f"error: device=cuda: this torch ({torch.__version__}) is a CPU-only build; install the"
+    )
+    assert line.endswith("or use device=cpu")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    line = one_error(capsys, workdir, "trial", "dataset=synthetic", "device=cuda:2")
+    assert line.startswith("error: device=cuda:2: torch sees 2 CUDA devices (CUDA_VISIBLE_DEVICES")
+    assert line.endswith("use device=cpu or cuda:0..cuda:1")
+
+
+def test_an_unknown_device_or_no_epochs_is_refused_by_the_config(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    line = one_error(capsys, workdir, "--trial", "device=tpu")
+    assert line == "error: unknown device 'tpu'; valid: cpu, cuda, cuda:N"
+    for device in ("cpu", "cuda", "cuda:0", "cuda:11"):
+        assert TrialConfig(device=device).device == device
+    for device in ("cuda:", "cuda:x", "gpu", "CPU", "cuda:-1"):
+        with pytest.raises(ValueError, match="unknown device"):
+            TrialConfig(device=device)
+    line = one_error(capsys, workdir, "--trial", "dataset=synthetic", "max_epochs=0")
+    assert line == "error: max_epochs must be >= 1, got 0"
+    assert TrialConfig(max_epochs=1).max_epochs == 1
+    with pytest.raises(ValueError, match="patience must be >= 1, got 0"):
+        TrialConfig(patience=0)
+
+
+def test_options_that_do_not_apply_are_named(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    line = one_error(capsys, workdir, "--list", "--resume", "--port", "1")
+    assert line == (
+        "error: --resume, --port do not apply to --list (--resume is for --sweep; --port is "
+        "for --ui); see orchestrate.py --help"
+    )
+    line = one_error(capsys, workdir, "--data-stats", "ml-1m", "--dry-run")
+    assert line == (
+        "error: --dry-run does not apply to --data-stats (--dry-run is for --sweep); "
+        "see orchestrate.py --help"
+    )
+    line = one_error(capsys, workdir, "--trial", "--tracking-uri", "sqlite:///x.db")
+    assert "--tracking-uri is for --sweep, --report, --ui" in line
+    line = one_error(capsys, workdir, "list", "--resume", "--port=1")
+    assert line == (
+        "error: --resume, --port do not apply to list (--resume is for sweep; --port is for "
+        "ui); see orchestrate.py list --help"
+    )
+    line = one_error(capsys, workdir, "sweep", "quick", "--bogus")
+    assert line == "error: unrecognized arguments: --bogus; see orchestrate.py sweep --help"
+    line = one_error(capsys, workdir, "--sweep", "--list")
+    assert line.startswith("error: argument --list: not allowed with argument --sweep")
+
+
+def test_each_command_has_its_own_help(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert orchestrate.main(["sweep", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--datasets" in text and "--dry-run" in text and "--port" not in text
+    assert orchestrate.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--port PORT           --ui: port" in text and "COMMAND --help" in text
+    assert tree(workdir) == []
+
+
+def test_gpus_the_machine_lacks_are_refused_before_anything_starts(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from awr.sweep import preflight
+
+    monkeypatch.setattr(preflight, "local_gpus", lambda: 1)
+    monkeypatch.setattr(preflight, "local_cpus", lambda: 4)
+    monkeypatch.setattr(preflight, "machine", lambda: "this machine")
+    for extra in (["--dry-run"], ["--out", str(workdir / "out")]):
+        line = one_error(capsys, workdir, "--sweep", "--gpus-per-trial", "5", *extra)
+        assert line == "error: 5 GPUs per trial, but this machine has 4 CPUs and 1 GPUs"
+    code, err, out = cli(capsys, "--sweep", "--dry-run", "--gpus-per-trial", "0.5")
+    assert code == 0 and "1 CPU, 0.5 GPU per trial on cuda, up to 2 at once (this machine: " in out
+
+
+def test_dry_run_says_which_dataset_is_missing_and_how_to_get_it(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = workdir / "no-data"
+    line = one_error(capsys, workdir, "--sweep", "--dry-run", "--data-dir", str(missing))
+    assert line == (  # the tests run with AWR_NO_DOWNLOAD=1
+        "error: dataset 'ml-1m' is not in the data dir and downloading is off (--no-download or "
+        "AWR_NO_DOWNLOAD): download https://files.grouplens.org/datasets/movielens/ml-1m.zip "
+        f"and put it at {missing}/ml-1m/ml-1m.zip (it is unpacked and preprocessed on first use)"
+    )
+    monkeypatch.delenv("AWR_NO_DOWNLOAD", raising=False)
+    code, err, out = cli(capsys, "--sweep", "--dry-run", "--data-dir", str(missing))
+    assert (code, err) == (0, [])
+    assert out.endswith(
+        f"data:\n    ml-1m: not in the data dir {missing} (it does not exist yet and is "
+        "created); downloaded from https://files.grouplens.org/datasets/movielens/ml-1m.zip "
+        "on first use\n"
+    )
+    argv = ["--sweep", "--dry-run", "--datasets", "anime", "--data-dir", str(missing)]
+    line = one_error(capsys, workdir, *argv)
+    assert line.startswith(f"error: {missing}/anime/rating.csv: dataset 'anime' not found: ")
+    assert line.endswith("download its rating.csv and put it at this path")
+
+
+def test_the_bench_refuses_a_bad_dataset_key_or_device_in_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from awr import bench
+
+    def bench_error(*argv: str) -> str:
+        assert bench.cli([*argv, "--out", str(workdir / "bench.json")]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+        assert tree(workdir) == []
+        return captured.err.strip()
+
+    line = bench_error("--datasets", "synthetic:tiny,nofile.txt")
+    assert line.startswith("error: nofile.txt: unknown dataset and no such file; valid names:")
+    assert bench_error("--set", "bogus=1").startswith("error: unknown key 'bogus'; valid keys:")
+    assert bench_error("--set", "lr=fast") == "error: lr expects float, got 'fast'"
+    assert bench_error("--device", "tpu") == "error: unknown device 'tpu'; valid: cpu, cuda, cuda:N"
+
+
+def test_a_relative_tracking_uri_is_read_from_the_current_folder(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from awr.cli.store import tracking_uri_for
+
+    assert tracking_uri_for("sqlite:///a/b.db") == f"sqlite:///{workdir}/a/b.db"
+    assert tracking_uri_for("sqlite:////abs/b.db") == "sqlite:////abs/b.db"
+    assert tracking_uri_for("http://host:5000") == "http://host:5000"
+    for command in ("--report quick", "--ui"):
+        argv = [*command.split(), "--tracking-uri", "sqlite:///store/mlflow.db"]
+        line = one_error(capsys, workdir, *argv)  # no store created in its place
+        assert line == f"error: no MLflow store at {workdir}/store/mlflow.db; check --tracking-uri"

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 INTERRUPTED = 130
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Run the command line `argv` (default: sys.argv[1:]); returns the exit code."""
+def main(argv: list[str] | None = None, prog: str = "awr") -> int:
+    """Run the command line `argv` (default: sys.argv[1:]); returns the exit code. `prog` is
+    the command's name in help and error lines."""
     from awr.cli.commands import COMMAND_FUNCTIONS
     from awr.cli.parser import parse
     from awr.config import ConfigError
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parse(argv, prog or Path(sys.argv[0]).name or "awr")
+        args = parse(argv, prog)
     except SystemExit as exit:  # --help (0) or a usage error, already printed (2)
         return int(exit.code or 0)
     if args.no_download:  # the environment reaches load_dataset in this process and Ray's
@@ -48,4 +48,4 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def console() -> None:
     """The `awr` console script."""
-    sys.exit(main(prog="awr"))
+    sys.exit(main())

@@ -104,13 +104,13 @@ def report_folder(out: Path, sweep: str) -> Path:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from analysis.report import build_report
-
     out = Path(args.out).resolve()
     uri = existing_store(args.tracking_uri, out)
     bench = Path(args.bench_json) if args.bench_json else None
     if bench is not None and not bench.is_file():
         raise CommandError(f"--bench-json {bench}: no such file")
+    from analysis.report import build_report  # slow to import: after the checks
+
     path = build_report(args.target, uri, report_folder(out, args.target), bench)
     print(f"report written to {path}")
     return 0
