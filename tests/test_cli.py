@@ -270,3 +270,126 @@ def test_a_relative_tracking_uri_is_read_from_the_current_folder(
         argv = [*command.split(), "--tracking-uri", "sqlite:///store/mlflow.db"]
         line = one_error(capsys, workdir, *argv)  # no store created in its place
         assert line == f"error: no MLflow store at {workdir}/store/mlflow.db; check --tracking-uri"
+
+
+# --- item 5: reports under --out; report and ui never create a store; the UI server ---------
+
+
+def test_report_and_ui_on_a_folder_without_a_store_create_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    empty = workdir / "empty"
+    empty.mkdir()
+    for argv in (["--report", "quick"], ["report", "quick"], ["--ui"], ["ui", "--port", "1"]):
+        code, err, out = cli(capsys, *argv, "--out", str(empty))
+        assert (code, out) == (2, "")
+        assert err == [
+            f"error: no MLflow store at {empty}/mlflow.db; run a sweep with --out {empty} "
+            "first, or give the store with --tracking-uri"
+        ]
+        assert tree(workdir) == ["empty"]
+    line = one_error(capsys, empty, "--report", "quick", "--out", str(workdir / "missing"))
+    assert line.startswith(f"error: no MLflow store at {workdir}/missing/mlflow.db; run a sweep")
+    assert tree(workdir) == ["empty"]
+
+
+def test_report_is_written_under_out(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import analysis.report
+
+    calls = []
+
+    def build_report(sweep: str, uri: str, out_dir: Path, bench: Path | None) -> Path:
+        calls.append((sweep, uri, out_dir, bench))
+        return out_dir / "report.md"
+
+    monkeypatch.setattr(analysis.report, "build_report", build_report)
+    for name in ("a", "b"):  # two folders of the same sweep: two reports
+        (workdir / name).mkdir()
+        (workdir / name / "mlflow.db").write_bytes(b"")
+        code, err, out = cli(capsys, "--report", "fixed", "--out", name)
+        assert (code, err) == (0, [])
+        assert out == f"report written to {workdir / name}/reports/fixed/report.md\n"
+    assert calls == [
+        ("fixed", f"sqlite:///{workdir / name}/mlflow.db", workdir / name / "reports/fixed", None)
+        for name in ("a", "b")
+    ]
+
+
+@pytest.mark.slow
+def test_a_real_report_goes_under_out(
+    workdir: Path, capsys: pytest.CaptureFixture, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from test_analysis_fakestore import shared_store
+
+    store = Path(shared_store(tmp_path_factory).removeprefix("sqlite:///"))
+    out = workdir / "runs" / "layers-a"
+    out.mkdir(parents=True)
+    (out / "mlflow.db").write_bytes(store.read_bytes())  # a copy: the report run lands here
+    code, err, text = cli(capsys, "--report", "layers", "--out", "runs/layers-a")
+    assert (code, text) == (0, f"report written to {out}/reports/layers/report.md\n")
+    assert (out / "reports" / "layers" / "table3.csv").is_file()
+    assert sorted(p.name for p in workdir.iterdir()) == ["runs"]  # no ./reports
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_ui_says_at_once_when_its_port_is_taken(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import socket
+
+    (workdir / "mlflow.db").write_bytes(b"")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err, out = cli(capsys, "--ui", "--out", str(workdir), "--port", str(port))
+    assert (code, out) == (2, "")
+    assert err == [
+        f"error: port {port} on 127.0.0.1 is already in use (another UI?); choose another "
+        "with --port"
+    ]
+    assert tree(workdir) == ["mlflow.db"]
+
+
+def test_a_served_ui_stops_on_sigterm_with_its_server(tmp_path: Path) -> None:
+    """serve() runs a stand-in server (http.server); SIGTERM to the command stops both."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    code = (
+        "import sys; from awr.cli.ui import serve; "
+        f"sys.exit(serve({server!r}, {port}, 'test server'))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        lines = iter(process.stdout.readline, "")  # the server's own lines come here too
+        first = next(line for line in lines if line.startswith("test server"))
+        assert first == f"test server at http://127.0.0.1:{port} (Ctrl-C or SIGTERM stops it)\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # it serves
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 15
+        assert process.stdout.read().endswith("test server stopped\n")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # the server is gone with it: the port is free
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -28,6 +28,7 @@ class Stop(Exception):
 
 def start_ui(uri: str, port: int) -> int:
     """Serve the MLflow UI of `uri` on 127.0.0.1:`port` until interrupted; 0 when stopped."""
+    check_port(port)
     try:
         importlib.metadata.distribution("mlflow")
     except importlib.metadata.PackageNotFoundError:
