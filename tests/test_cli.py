@@ -392,4 +392,34 @@ def test_a_served_ui_stops_on_sigterm_with_its_server(tmp_path: Path) -> None:
             probe.bind(("127.0.0.1", port))  # the server is gone with it: the port is free
     finally:
         if process.poll() is None:
-            process.kill()
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_a_killed_ui_command_takes_its_server_with_it(tmp_path: Path) -> None:
+    """SIGKILL to the command (no handler runs): its server still ends (Linux)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    port = free_port()
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    code = f"import sys; from awr.cli.ui import serve; sys.exit(serve({server!r}, {port}, 'x'))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    lines = iter(process.stdout.readline, "")
+    assert next(line for line in lines if line.startswith("x at http://"))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                break  # nothing listens: the server ended
+        assert time.monotonic() < deadline, "the server outlived its command"
+        time.sleep(0.2)

@@ -1,10 +1,11 @@
 """The MLflow UI for a store, as a server this process owns: refused at once when its port is
 taken, its URL printed once it answers, and stopped (with every process it started) on Ctrl-C
-or SIGTERM."""
+or SIGTERM; on Linux it also ends when this process is killed outright."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import importlib.metadata
 import os
@@ -20,6 +21,7 @@ from awr.cli.store import CommandError
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 120.0  # the MLflow UI imports a lot before it listens
 STOP_TIMEOUT_S = 10.0
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
 class Stop(Exception):
@@ -72,7 +74,9 @@ def serve(
     that exits by itself is an error with its exit code."""
     check_port(port)
     previous = signal.signal(signal.SIGTERM, raise_stop)
-    server = subprocess.Popen(list(command), env=environment, start_new_session=True)
+    server = subprocess.Popen(
+        list(command), env=environment, start_new_session=True, preexec_fn=end_with_parent
+    )
     try:
         wait_until_listening(server, port, what)
         print(f"{what} at http://{HOST}:{port} (Ctrl-C or SIGTERM stops it)", flush=True)
@@ -85,6 +89,14 @@ def serve(
     finally:
         stop_group(server)
         signal.signal(signal.SIGTERM, previous)
+
+
+def end_with_parent() -> None:
+    """In the server, before it starts (Linux): SIGTERM when this process dies, even by
+    SIGKILL, so that no server outlives the command."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def raise_stop(signum: int, frame: object) -> None:

@@ -41,11 +41,13 @@ class SweepOptions:
 
 def apply_options(sweep: Sweep, options: SweepOptions) -> Sweep:
     """`sweep` with the options that override its definition: seeds, packing, checkpoint
-    interval and datasets (each only when given)."""
+    interval and datasets (each only when given; dataset paths made absolute)."""
     chosen = ("seeds", "pack_seeds", "checkpoint_seconds")
     overrides = {name: getattr(options, name) for name in chosen}
     sweep = dataclasses.replace(sweep, **{k: v for k, v in overrides.items() if v is not None})
-    return sweep if options.datasets is None else with_datasets(sweep, options.datasets)
+    if options.datasets is None:
+        return sweep
+    return with_datasets(sweep, tuple(map(dataset_argument, options.datasets)))
 
 
 def with_datasets(sweep: Sweep, datasets: tuple[str, ...]) -> Sweep:
