@@ -89,6 +89,7 @@ OPTIONS: tuple[Option, ...] = (
         DATA,
         "dataset folder, where named datasets are downloaded on first use "
         "(default: $AWR_DATA_DIR, else ~/.cache/awr/data)",
+        kwargs=dict(metavar="DIR"),
     ),
     Option(
         "--no-download",
@@ -104,6 +105,7 @@ OPTIONS: tuple[Option, ...] = (
         "a sweep's output folder: its MLflow store, state and reports (<out>/reports/<sweep>); "
         "for --trial, where per-user ranks go (default: runs/)",
         "runs",
+        dict(metavar="DIR"),
     ),
     Option("--json", (TRIAL,), "also write the result JSON here", kwargs=dict(metavar="PATH")),
     Option(
@@ -133,12 +135,13 @@ OPTIONS: tuple[Option, ...] = (
         STORE,
         "MLflow tracking URI (default: the sqlite store in --out; a relative sqlite:/// path "
         "is taken from the current folder)",
+        kwargs=dict(metavar="URI"),
     ),
     Option(
         "--gpus-per-trial",
         (SWEEP,),
         "GPU fraction per trial (default: the sweep's; 0 on machines without GPUs)",
-        kwargs=dict(type=float),
+        kwargs=dict(type=float, metavar="FRACTION"),
     ),
     Option(
         "--seeds",
@@ -160,7 +163,12 @@ OPTIONS: tuple[Option, ...] = (
         "(default: the sweep's, 60; 0 = every epoch)",
         kwargs=dict(type=float, metavar="S"),
     ),
-    Option("--bench-json", (REPORT,), "benchmark JSON for the complexity table"),
+    Option(
+        "--bench-json",
+        (REPORT,),
+        "benchmark JSON for the complexity table",
+        kwargs=dict(metavar="PATH"),
+    ),
     Option("--port", (UI,), "port of the UI (default 5000)", 5000, dict(type=int)),
 )
 

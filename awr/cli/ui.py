@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from awr.cli.store import CommandError
 
 HOST = "127.0.0.1"
-START_TIMEOUT_S = 120.0  # the MLflow UI imports a lot before it listens
+START_TIMEOUT_S = 600.0  # the MLflow UI imports a lot before it listens (113 s on a busy CPU)
 STOP_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
@@ -70,19 +70,22 @@ def serve(
     command: Sequence[str], port: int, what: str, environment: dict[str, str] | None = None
 ) -> int:
     """Run the server `command` (which listens on 127.0.0.1:`port`) in its own process group;
-    say where it is once it answers; stop the group on Ctrl-C or SIGTERM and return 0. A server
+    say where it is once it answers; stop the group on Ctrl-C or SIGTERM and return 0 (one
+    line each as it starts, answers, is being stopped and has stopped). A server
     that exits by itself is an error with its exit code."""
     check_port(port)
-    previous = signal.signal(signal.SIGTERM, raise_stop)
     server = subprocess.Popen(
         list(command), env=environment, start_new_session=True, preexec_fn=end_with_parent
     )
+    previous = signal.signal(signal.SIGTERM, raise_stop)  # before this, PDEATHSIG covers it
     try:
+        print(f"starting the {what} on port {port}", flush=True)
         wait_until_listening(server, port, what)
         print(f"{what} at http://{HOST}:{port} (Ctrl-C or SIGTERM stops it)", flush=True)
         code = server.wait()
         raise CommandError(f"the server of the {what} exited with code {code}")
     except (Stop, KeyboardInterrupt):
+        print(f"stopping the {what}", flush=True)
         stop_group(server)
         print(f"{what} stopped", flush=True)
         return 0
