@@ -63,14 +63,23 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from awr.config import MECHANISMS, MECHANISMS_BY_BACKBONE, TrialConfig, from_pairs
+from awr.config import (
+    MECHANISMS,
+    MECHANISMS_BY_BACKBONE,
+    ConfigError,
+    TrialConfig,
+    check_device,
+    from_pairs,
+)
 from awr.data.batches import (
     EvalTensors,
     TrainTensors,
     build_eval_tensors,
     build_train_tensors,
 )
-from awr.data.datasets import SequenceData, load_dataset
+from awr.data.datasets import SequenceData, load_dataset, resolve_data_dir, resolve_source
+from awr.data.errors import DataError
+from awr.data.sources import SOURCES
 from awr.eval.evaluate import evaluate
 from awr.models.registry import build_model, count_parameters
 from awr.train.trainer import Trainer
@@ -662,6 +671,16 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.warmup < 0 or args.packed < 0:
         parser.error("--warmup and --packed must be >= 0")
+    check_device(from_pairs(args.set).replace(device=args.device).device)  # ConfigError: 1 line
+    for spec in args.datasets:
+        check_dataset(spec.removeprefix(SYNTHETIC_PREFIX), args.data_dir)
+
+
+def check_dataset(name: str, data_dir: str | None) -> None:
+    """DataError now for a dataset that is neither a built-in shape, a named dataset (loaded,
+    or downloaded, when its turn comes) nor an existing file."""
+    if name not in SHAPES and name not in SOURCES:
+        resolve_source(name, resolve_data_dir(data_dir))
 
 
 def make_settings(args: argparse.Namespace) -> Settings:
@@ -763,9 +782,19 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     return records
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """`python -m awr.bench`: a bad option, key, device or dataset is one `error: ...` line."""
+    try:
+        main(argv)
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["gpu"]:  # the prepared GPU run: awr/benchmarks/gpu_run.py
         from awr.benchmarks.gpu_run import main as gpu_main
 
         sys.exit(gpu_main(sys.argv[2:]))
-    main()
+    sys.exit(cli())

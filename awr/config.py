@@ -7,6 +7,7 @@ Ray Tune key, MLflow param and DataFrame column are all the same string.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, fields
 
@@ -19,6 +20,7 @@ MECHANISMS_BY_BACKBONE = {
 LOSSES = ("bce", "ce")
 ADDITIVE_MIXES = ("fixed", "learned")
 PRECISIONS = ("fp32", "bf16")
+DEVICES = ("cpu", "cuda", "cuda:N")  # N: a CUDA device index
 
 
 class ConfigError(ValueError):
@@ -79,8 +81,11 @@ class TrialConfig:
                 f"length_groups must be in [0, batch_size={self.batch_size}] (0 = auto), "
                 f"got {self.length_groups}"
             )
-        if self.max_epochs < 0 or self.patience < 1:
-            raise ConfigError("max_epochs must be >= 0 and patience >= 1")
+        for name in ("max_epochs", "patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not valid_device(self.device):
+            raise ConfigError(f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
         if self.hidden_size % self.num_heads:
             raise ConfigError(
                 f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}"
@@ -94,6 +99,35 @@ class TrialConfig:
 
     def replace(self, **changes: typing.Any) -> TrialConfig:
         return dataclasses.replace(self, **changes)
+
+
+def valid_device(device: str) -> bool:
+    """`cpu`, `cuda` or `cuda:N` (N a device index), as torch.device spells them."""
+    kind, sep, index = device.partition(":")
+    return device in ("cpu", "cuda") or (kind == "cuda" and bool(sep) and index.isdigit())
+
+
+def check_device(device: str) -> None:
+    """ConfigError unless this process's torch can use `device` (a valid TrialConfig device):
+    a CPU-only torch build, or no such CUDA device, says so and what to do."""
+    if device == "cpu":
+        return
+    import torch
+
+    if torch.version.cuda is None:
+        raise ConfigError(
+            f"device={device}: this torch ({torch.__version__}) is a CPU-only build; install "
+            "the CUDA build of torch that matches your driver (pytorch.org), or use device=cpu"
+        )
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        seen = f"{count} CUDA device{'' if count == 1 else 's'}" if count else "no CUDA device"
+        raise ConfigError(
+            f"device={device}: torch sees {seen} (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); use device=cpu"
+            + (f" or cuda:0..cuda:{count - 1}" if count else "")
+        )
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -64,7 +64,10 @@ def test_quick_layers_and_fixed_counts() -> None:
     assert fixed[(2, "ml-1m", "stosa")] == 5 * 3 * 2  # x stosa_released_code False/True
 
 
-def test_dry_run_prints_the_plan_without_ray(capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_the_plan_without_ray(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWR_NO_DOWNLOAD", raising=False)  # missing data: "downloaded" lines
     assert orchestrate.main(["--sweep", "paper", "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "stage 1 beauty stosa: 3888 trials" in text
@@ -74,8 +77,9 @@ def test_dry_run_prints_the_plan_without_ray(capsys: pytest.CaptureFixture[str])
 
 
 def test_default_sweep_is_quick_and_list_shows_every_sweep(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("AWR_NO_DOWNLOAD", raising=False)
     assert orchestrate.main(["--sweep", "--dry-run"]) == 0
     assert capsys.readouterr().out.startswith("sweep quick:")
     text = describe_sweeps()

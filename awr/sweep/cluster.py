@@ -93,18 +93,18 @@ def _cluster(resources: dict[str, float]) -> Cluster:
 
 
 def trial_resources(
-    wanted: Resources, gpus_option: float | None, cluster: Cluster
+    wanted: Resources, gpus_option: float | None, cluster: Cluster, where: str = "the Ray cluster"
 ) -> TrialResources:
     """Per-trial resources: GPUs (the option, else the sweep's fraction) where the cluster has
     them, else CPU only. Asking for GPUs the cluster lacks is an error now, not a trial that
-    stays PENDING forever."""
+    stays PENDING forever (`where` names the cluster in the message)."""
     if gpus_option is not None and (
         gpus_option < 0 or (gpus_option > 1 and gpus_option != int(gpus_option))
     ):
         raise SweepError(
             f"--gpus-per-trial must be 0, a fraction up to 1 or a whole number; got {gpus_option}"
         )
-    have = f"the Ray cluster has {cluster.cpus:g} CPUs and {cluster.gpus:g} GPUs"
+    have = f"{where} has {cluster.cpus:g} CPUs and {cluster.gpus:g} GPUs"
     gpus = wanted.gpus if gpus_option is None else gpus_option
     if cluster.gpus == 0:
         if gpus_option:

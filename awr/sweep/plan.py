@@ -6,7 +6,9 @@ train as one packed model (the Tune key PACK_KEY holds them); trial counts stay 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +74,20 @@ class Unit:
         """Ray experiment folder and Optuna study name: unique per sweep, stage, cell and
         (stage 2) seeds and packing (a resume that changes --pack-seeds starts that unit's
         Ray experiment afresh instead of restoring one of the other shape)."""
-        name = f"{self.sweep}-stage{self.stage}-{self.dataset}-{self.backbone}"
+        name = f"{self.sweep}-stage{self.stage}-{dataset_slug(self.dataset)}-{self.backbone}"
         if self.seeds:
             name += f"-seeds{'-'.join(map(str, self.seeds))}"
         return name + "-packed" if self.packed else name
+
+
+def dataset_slug(dataset: str) -> str:
+    """A dataset as a folder name: a name as it is; a path (`--datasets`) as its file name's
+    stem and 8 hex digits of its sha1, e.g. `/data/mine.txt` -> `mine-1b2c3d4e`."""
+    if "/" not in dataset and "\\" not in dataset:
+        return dataset
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", dataset.replace("\\", "/").rsplit("/", 1)[-1])
+    stem = stem.removesuffix(".gz").rsplit(".", 1)[0] or "dataset"
+    return f"{stem}-{hashlib.sha1(dataset.encode()).hexdigest()[:8]}"
 
 
 def stage1_trials(search: Search, backbone: str) -> int:

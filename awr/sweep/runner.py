@@ -3,7 +3,6 @@ its state in the output folder so that `--resume` skips what finished and contin
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import sys
 import time
@@ -15,8 +14,9 @@ from awr.data.datasets import resolve_cache_dir
 from awr.eta import format_duration
 from awr.sweep.environment import prepare_environment, quiet_libraries
 from awr.sweep.folder import StorageError, check_cache, claim_folder, fault_of, free_reserve
-from awr.sweep.options import SweepOptions
-from awr.sweep.plan import Unit, format_plan, plan_units
+from awr.sweep.options import SweepOptions, apply_options
+from awr.sweep.plan import Unit, plan_units
+from awr.sweep.preflight import dry_run_text, local_resources
 from awr.sweep.processes import reap_leftovers
 from awr.sweep.spec import Sweep, SweepError, with_budget
 from awr.sweep.state import SweepState, UnitRecord
@@ -39,12 +39,12 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     interrupted (resumable with --resume). One driver at a time per output folder."""
     prepare_environment(local=options.address is None)
     defined_seeds = sweep.seeds
-    chosen = ("seeds", "pack_seeds", "checkpoint_seconds")
-    overrides = {name: getattr(options, name) for name in chosen}
-    sweep = dataclasses.replace(sweep, **{k: v for k, v in overrides.items() if v is not None})
+    sweep = apply_options(sweep, options)
     if options.dry_run:
-        print(format_plan(sweep, dry_run_resources(sweep, options)))
+        print(dry_run_text(sweep, options))
         return 0
+    if options.address is None:
+        local_resources(sweep, options)  # GPUs this machine lacks: an error before Ray starts
     out = options.out.resolve()
     start = f"python orchestrate.py --sweep {options.name} --out {out}{seeds_option(options)}"
     if options.resume and not out.is_dir():  # a mistyped --out: say so, and create nothing
@@ -116,8 +116,11 @@ def run_in_folder(
 
 
 def seeds_option(options: SweepOptions) -> str:
-    """The options a resume must repeat: --seeds and the packing choice, when given."""
+    """The options a resume must repeat: --seeds, --datasets and the packing choice, when
+    given."""
     text = "" if options.seeds is None else " --seeds " + ",".join(map(str, options.seeds))
+    if options.datasets is not None:
+        text += " --datasets " + ",".join(options.datasets)
     if options.pack_seeds is not None:
         text += " --pack-seeds" if options.pack_seeds else " --no-pack-seeds"
     return text
@@ -240,14 +243,3 @@ def report(state: SweepState, units: list[Unit], uri: str) -> int:
         print(f"units without results: {', '.join(missing)}", flush=True)
     empty = [key for key, r in state.units.items() if r.finished == 0]
     return 1 if missing or empty else 0
-
-
-def dry_run_resources(sweep: Sweep, options: SweepOptions) -> str:
-    """Resources as the plan states them, without starting Ray."""
-    wanted = sweep.resources
-    gpus = wanted.gpus if options.gpus_per_trial is None else options.gpus_per_trial
-    where = f"the cluster at {options.address}" if options.address else "a local Ray"
-    return (
-        f"{wanted.cpus} CPU per trial, plus {gpus:g} GPU (device cuda) where {where} has GPUs, "
-        "else CPU only (device cpu); checked against ray.cluster_resources() at start"
-    )
