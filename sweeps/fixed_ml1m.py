@@ -4,7 +4,7 @@ every mechanism x 3 seeds), as `fixed` defines them. The prepared GPU run
 continues it.
 
 2026-12-02. Run:
-    AWR_DATA_DIR=../shared/data python orchestrate.py --sweep fixed_ml1m --out runs/fixed_ml1m
+    python orchestrate.py --sweep fixed_ml1m --out runs/fixed_ml1m
 """
 
 from __future__ import annotations
