@@ -6,8 +6,9 @@ Modules: spec (what a sweep is), plan (units and trial counts), runner (the swee
 stage (one Tuner per unit), trainable (inside a trial), pack_trainable (inside a pack of
 seeds), search (Optuna, stopper, ASHA), cluster (Ray start and resources), processes
 (leftovers of killed drivers), folder (the output folder's lock, space checks and storage
-faults), state (resume), progress (the operator's lines). Ray is imported only once a sweep
-runs.
+faults), state (resume), progress (the operator's lines), options (the operator's overrides:
+seeds, datasets, ...), preflight (datasets and resources checked before anything starts; the
+--dry-run text). Ray is imported only once a sweep runs.
 """
 
 from awr.sweep.options import SweepOptions
