@@ -17,7 +17,7 @@ from analysis.selection import sort_cells
 from analysis.tables import Table
 from awr.bench import RECORD_KEYS
 
-# L x L matrices per attention layer that each mechanism adds (SPEC section 4, the paper's
+# L x L matrices per attention layer that each mechanism adds (docs/models.md, the paper's
 # complexity section): simple 2 L^2, value 3 L^2, additive 2 L^2, stochastic 2 L^2.
 PAPER_MATRICES: dict[str, int] = {
     "none": 0,

@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """Everything that defines one training run. Defaults: SPEC section 5, ML-1M SASRec."""
+    """Everything that defines one training run. Defaults: docs/sweeps.md, ML-1M SASRec."""
 
     dataset: str = "ml-1m"
     backbone: str = "sasrec"

@@ -1,4 +1,4 @@
-"""converged_cpu: `fixed_cpu` trained to convergence. ML-1M at SPEC's fixed settings for ML-1M
+"""converged_cpu: `fixed_cpu` trained to convergence. ML-1M at the fixed settings for ML-1M
 (1 layer) but max_len 50, seeds 1-3, up to 400 epochs with patience 20 (the paper's and the
 reference codes' budget), every backbone x mechanism, STOSA with stosa_released_code False and
 True. Length groups on auto. What a 2-core CPU can train to the end in a day.
@@ -23,7 +23,7 @@ def sweep() -> Sweep:
     )
     return Sweep(
         name="converged_cpu",
-        description="ML-1M at SPEC's fixed settings but max_len 50, 3 seeds, up to 400 epochs "
+        description="ML-1M at the fixed settings but max_len 50, 3 seeds, up to 400 epochs "
         "(patience 20): every mechanism, STOSA x stosa_released_code; fixed_cpu to convergence",
         cells=cells,
         budget=Budget(max_epochs=BUDGET.max_epochs, patience=BUDGET.patience),

@@ -1,4 +1,4 @@
-"""fixed: a cheap reproduction without search, SPEC section 5's fixed settings (the reference
+"""fixed: a cheap reproduction without search, the fixed settings (docs/sweeps.md) (the reference
 codes' READMEs, 1 layer), the original and every mechanism x seeds; STOSA both as its paper
 describes it and as the released code runs it.
 
@@ -12,7 +12,7 @@ from awr.config import TrialConfig
 from awr.sweep import Axis, Budget, Cell, Resources, Sweep
 
 COMMON = dict(num_layers=1, lr=1e-3, weight_decay=0.0, batch_size=256)
-# SPEC section 5, "Fixed settings" table.
+# The fixed settings (docs/sweeps.md).
 SETTINGS = (
     TrialConfig(
         dataset="ml-1m",
@@ -71,7 +71,7 @@ def fixed_cell(config: TrialConfig) -> Cell:
 def sweep() -> Sweep:
     return Sweep(
         name="fixed",
-        description="ML-1M and Beauty at SPEC's fixed settings: every mechanism x 3 seeds "
+        description="ML-1M and Beauty at the fixed settings: every mechanism x 3 seeds "
         "(STOSA x stosa_released_code False/True), no search",
         cells=tuple(fixed_cell(config) for config in SETTINGS),
         budget=BUDGET,

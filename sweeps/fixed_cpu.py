@@ -1,6 +1,6 @@
 """fixed_cpu: what a 2-core CPU can run of `fixed` in about an hour: ML-1M only, max_len 50,
 one seed, every backbone x mechanism (STOSA with stosa_released_code False and True), a capped
-epoch budget. Everything else as `fixed` (SPEC section 5's settings for ML-1M, 1 layer).
+epoch budget. Everything else as `fixed` (docs/sweeps.md's settings for ML-1M, 1 layer).
 
 2026-11-23. Run:
     python orchestrate.py --sweep fixed_cpu --out runs/fixed_cpu
@@ -27,7 +27,7 @@ def sweep() -> Sweep:
     )
     return Sweep(
         name="fixed_cpu",
-        description="ML-1M at SPEC's fixed settings but max_len 50, 1 seed, at most 60 epochs "
+        description="ML-1M at the fixed settings but max_len 50, 1 seed, at most 60 epochs "
         "(patience 20): every mechanism, STOSA x stosa_released_code; a CPU-sized `fixed`",
         cells=cells,
         budget=BUDGET,

@@ -4,7 +4,7 @@ mechanism (stage 2 only).
 2026-11-23. Run:
     python orchestrate.py --sweep layers --out runs/layers
 
-TUNED holds the settings each backbone runs at, apart from num_layers. They start as SPEC's
+TUNED holds the settings each backbone runs at, apart from num_layers. They start as the
 fixed settings for Beauty; replace them with the paper sweep's stage-1 best for Beauty
 (`best_config` in runs/paper/paper.sweep.json, or the params of its stage-2 parent runs).
 """

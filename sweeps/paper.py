@@ -4,10 +4,10 @@ the original and every mechanism at the tuned settings with several seeds (Table
 2026-11-23. Run (days on a GPU; see --dry-run for the trial counts):
     python orchestrate.py --sweep paper --out runs/paper
 
-The grid is SPEC section 5's reconstruction (the paper's values were lost in extraction); edit
+The grid is awr's reconstruction (docs/sweeps.md) (the paper's values were lost in extraction); edit
 it here. Anime is left out because its full rating.csv is not in the data folder; add "anime"
 to DATASETS once it is. STOSA runs as the released code (`stosa_released_code=True`): the
-paper's STOSA numbers came from that code (SPEC section 3).
+paper's STOSA numbers came from that code (docs/models.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ RESOURCES = Resources(cpus=1, gpus=0.25)
 
 
 def space(trial: Any, backbone: str) -> None:
-    """SPEC section 5's grid; pvn_weight exists only for STOSA."""
+    """The reconstructed grid (docs/sweeps.md); pvn_weight exists only for STOSA."""
     trial.suggest_categorical("hidden_size", [64, 128])
     trial.suggest_categorical("max_len", [50, 100, 200])
     trial.suggest_categorical("lr", [1e-3, 1e-4])
@@ -44,7 +44,7 @@ def space(trial: Any, backbone: str) -> None:
 def sweep() -> Sweep:
     return Sweep(
         name="paper",
-        description="Beauty and ML-1M, SASRec and STOSA: SPEC's full grid (GridSampler), then "
+        description="Beauty and ML-1M, SASRec and STOSA: the full grid (GridSampler), then "
         "every mechanism x 5 seeds at the best settings",
         cells=tuple(
             Cell(SETTINGS[backbone].replace(dataset=dataset))

@@ -1,6 +1,6 @@
 """Tensors for training and evaluation, built once per run, and the negative sampler.
 
-Inputs are left-padded with 0 and keep the last `max_len` items (SPEC section 1). Everything is
+Inputs are left-padded with 0 and keep the last `max_len` items (docs/protocol.md). Everything is
 vectorised: building touches each interaction once; sampling never loops over users.
 """
 

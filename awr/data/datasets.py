@@ -1,4 +1,4 @@
-"""Load a dataset by name or path into SequenceData, with an on-disk cache (SPEC section 1).
+"""Load a dataset by name or path into SequenceData, with an on-disk cache (docs/protocol.md).
 
 Sequence files, detected by shape (a file whose every non-blank line has exactly 2 integers is
 read as pairs; any other all-integer file as seq):

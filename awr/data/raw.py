@@ -1,4 +1,4 @@
-"""Read integer text files fast, and preprocess raw rating sources into sequences (SPEC section 1).
+"""Read integer text files fast; preprocess raw rating sources into sequences (docs/protocol.md).
 
 Every function here is pure: it reads the file it is given and returns new arrays. Every bad input
 raises DataError naming the file, and the line where one line is at fault.

@@ -1,4 +1,4 @@
-"""Leave-one-out split (SPEC section 1), as pure functions of the sequences.
+"""Leave-one-out split (docs/protocol.md), as pure functions of the sequences.
 
 Every input of the split is a prefix of the user's full sequence `seq` (length n):
   * training (STOSA convention): input `seq[:k]`, targets `seq[1:k+1]` position by position, with

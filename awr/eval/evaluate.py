@@ -1,4 +1,5 @@
-"""Full-ranking evaluation on the model's device (SPEC 2): every item scored, history masked.
+"""Full-ranking evaluation on the model's device (docs/protocol.md): all items scored, history
+masked.
 
 Models with score factors (awr/models/scoring.py: both backbones) are scored with the item
 factors built once per pass, each batch's products written into one reused (N+1, B) buffer

@@ -1,4 +1,4 @@
-"""Ranking metrics from target ranks: pure functions (SPEC 2).
+"""Ranking metrics from target ranks: pure functions (docs/protocol.md).
 
 rank = number of other items scored greater than OR EQUAL to the target (ties count against the
 target); rank 0 is the top. Recall@k = 1[rank < k]; NDCG@k = 1[rank < k] / log2(rank + 2);

@@ -1,4 +1,4 @@
-"""Attention weight refinement mechanisms (AWRSR section 2.3; SPEC section 4).
+"""Attention weight refinement mechanisms (AWRSR section 2.3; docs/models.md).
 
 Each mechanism is an nn.Module that takes the post-softmax attention weights A (B, H, L, L), the
 causal + padding mask (B, 1, L, L) and the query mask (B, 1, L, 1), and returns the weights that
@@ -168,6 +168,6 @@ def build_refinement(
 def extra_parameters(
     name: str, max_len: int, num_layers: int, num_heads: int = 1, per_head: bool = False
 ) -> int:
-    """SPEC's formula: k * L^2 per layer (k = number of L x L matrices), times H if per head."""
+    """k * L^2 per layer (k = number of L x L matrices), times H if per head (docs/models.md)."""
     k = len(REFINEMENTS[name].matrices)
     return k * max_len * max_len * num_layers * (num_heads if per_head else 1)

@@ -1,4 +1,4 @@
-"""SASRec (Kang & McAuley 2018), the S3-Rec-style variant shipped with the STOSA code (SPEC 3).
+"""SASRec (Kang & McAuley 2018), the S3-Rec-style variant of the STOSA code (docs/models.md).
 
 embedding: LN(item + position) -> dropout
 block (post-LN, x num_layers):

@@ -1,6 +1,6 @@
-"""Full-ranking scores as one product of factors (SPEC 2): both backbones score item i for user
-u as min(q_u . v_i, ceiling), with a query factor q_u (K,) from the encoder and an item factor
-v_i (K,) that does not depend on the user:
+"""Full-ranking scores as one product of factors (docs/protocol.md): both backbones score item i
+for user u as min(q_u . v_i, ceiling), with a query factor q_u (K,) from the encoder and an item
+factor v_i (K,) that does not depend on the user:
 
     SASRec: q_u = h_u (the last position's hidden state), v_i = E[i], no ceiling (K = D).
     STOSA:  q_u = [2 mu_u, 2 sqrt(c_u), -(|mu_u|^2 + sum c_u), 1],

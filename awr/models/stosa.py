@@ -1,4 +1,4 @@
-"""STOSA (Fan et al., WWW 2022): stochastic self-attention with Wasserstein scores (SPEC 3).
+"""STOSA (Fan et al., WWW 2022): stochastic self-attention with Wasserstein scores (docs/models.md).
 
 Every item and position has a mean and a diagonal covariance embedding (D-vectors).
 embedding:  mean = ELU(Dropout(LN(E_mu[item] + P_mu[pos])))
