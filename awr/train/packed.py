@@ -39,7 +39,6 @@ from awr.models.packed import (
     stack_members,
 )
 from awr.models.packed_backbones import packed_loss
-from awr.train.length_groups import resolve_length_groups
 from awr.train.optim import adam
 from awr.train.trainer import (
     EpochRecord,
@@ -48,6 +47,7 @@ from awr.train.trainer import (
     advance,
     fit_state_dict,
     fit_state_from_dict,
+    row_counts_and_groups,
 )
 
 ACTIVE, STOPPED, FAILED = "active", "stopped", "failed"
@@ -107,14 +107,7 @@ class PackedTrainer:
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
-        self.valid_counts = (train.targets > 0).sum(1)  # (U_train,) loss positions per row
-        self.length_groups = resolve_length_groups(
-            config.length_groups,
-            device,
-            config.batch_size,
-            self.valid_counts.cpu().numpy(),
-            config.max_len,
-        )
+        self.valid_counts, self.length_groups = row_counts_and_groups(config, train)
 
     def adam(self) -> torch.optim.Adam:
         c = self.config

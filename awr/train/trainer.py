@@ -148,6 +148,20 @@ def fit_state_from_dict(values: dict[str, Any]) -> FitState:
     return FitState(**fit)
 
 
+def row_counts_and_groups(config: TrialConfig, train: TrainTensors) -> tuple[torch.Tensor, int]:
+    """The loss positions of each training row (U_train,) and the step's length groups
+    (config.length_groups, 0 = auto resolved from those counts: awr/train/length_groups.py)."""
+    counts = (train.targets > 0).sum(1)
+    groups = resolve_length_groups(
+        config.length_groups,
+        train.inputs.device,
+        config.batch_size,
+        counts.cpu().numpy(),
+        config.max_len,
+    )
+    return counts, groups
+
+
 def global_grad_norm(model: nn.Module) -> float:
     """sqrt(sum ||grad||^2) over all parameters that have a gradient."""
     squares = [p.grad.detach().pow(2).sum() for p in model.parameters() if p.grad is not None]
@@ -176,14 +190,7 @@ class Trainer:
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
-        self.valid_counts = (train.targets > 0).sum(1)  # (U_train,) loss positions per row
-        self.length_groups = resolve_length_groups(
-            config.length_groups,
-            device,
-            config.batch_size,
-            self.valid_counts.cpu().numpy(),
-            config.max_len,
-        )
+        self.valid_counts, self.length_groups = row_counts_and_groups(config, train)
         self.state = FitState()
 
     def train_epoch(self) -> tuple[float, float]:
