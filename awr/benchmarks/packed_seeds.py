@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from awr.bench import subset_train
 from awr.config import TrialConfig
 from awr.data.batches import build_eval_tensors, build_train_tensors
 from awr.models.registry import build_model
@@ -49,13 +50,22 @@ def epoch_seconds(trainer: Any, epochs: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(base: TrialConfig, ks: Sequence[int], data_dir: str | None, epochs: int) -> list:
-    """One record per K for the workload `base` (its seed is replaced by 1..K)."""
+def measure(
+    base: TrialConfig, ks: Sequence[int], data_dir: str | None, epochs: int, rows: int | None = None
+) -> list:
+    """One record per K for the workload `base` (its seed is replaced by 1..K).
+
+    `rows`: time a seeded random subset of that many training rows (a shorter epoch with the
+    dataset's own length mix and item count), or every row when None.
+    """
     data = load_data(base, data_dir)
     base = resolve_groups(base, data)
     device = torch.device(base.device)
     train = build_train_tensors(data, base.max_len, device)
     valid = build_eval_tensors(data, base.max_len, "valid", device)
+    if rows is not None and rows < train.inputs.shape[0]:
+        chosen = torch.randperm(train.inputs.shape[0], generator=torch.Generator().manual_seed(0))
+        train = subset_train(train, chosen[:rows].sort().values.to(device))
     rows = train.inputs.shape[0]
     separate = {}
     torch.manual_seed(0)
@@ -92,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", choices=tuple(WORKLOADS), default="full")
     parser.add_argument("--k", default="1,3,5", help="pack sizes, comma-separated")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="timed epochs per run")
+    parser.add_argument("--rows", type=int, default=None, help="time this many training rows")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, required=True, help="JSON file of the records")
@@ -105,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dataset=dataset, backbone=backbone, mechanism=mechanism, max_len=max_len,
             device=args.device, **SMALL.get(args.size, {}),
         )  # fmt: skip
-        for record in measure(base, ks, args.data_dir, args.epochs):
+        for record in measure(base, ks, args.data_dir, args.epochs, args.rows):
             records.append(record)
             temporary = args.out.with_suffix(".tmp")
             temporary.write_text(json.dumps(records, indent=2) + "\n")
