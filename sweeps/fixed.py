@@ -11,52 +11,23 @@ from __future__ import annotations
 from awr.config import TrialConfig
 from awr.sweep import Axis, Budget, Cell, Resources, Sweep
 
-COMMON = dict(num_layers=1, lr=1e-3, weight_decay=0.0, batch_size=256)
-# The fixed settings (docs/sweeps.md).
-SETTINGS = (
-    TrialConfig(
-        dataset="ml-1m",
-        backbone="sasrec",
-        hidden_size=64,
-        max_len=200,
-        num_heads=2,
-        dropout=0.2,
-        attn_dropout=0.2,
-        **COMMON,
-    ),
-    TrialConfig(
-        dataset="ml-1m",
-        backbone="stosa",
-        hidden_size=64,
-        max_len=200,
-        num_heads=2,
-        dropout=0.3,
-        attn_dropout=0.0,
-        pvn_weight=0.005,
-        **COMMON,
-    ),
-    TrialConfig(
-        dataset="beauty",
-        backbone="sasrec",
-        hidden_size=64,
-        max_len=50,
-        num_heads=2,
-        dropout=0.5,
-        attn_dropout=0.5,
-        **COMMON,
-    ),
-    TrialConfig(
-        dataset="beauty",
-        backbone="stosa",
-        hidden_size=64,
-        max_len=100,
-        num_heads=4,
-        dropout=0.3,
-        attn_dropout=0.0,
-        pvn_weight=0.005,
-        **COMMON,
-    ),
-)
+COMMON = dict(hidden_size=64, num_layers=1, lr=1e-3, weight_decay=0.0, batch_size=256)
+STOSA = dict(attn_dropout=0.0, pvn_weight=0.005)
+# The fixed settings (docs/sweeps.md), by dataset and backbone, over COMMON.
+FIXED = {
+    ("ml-1m", "sasrec"): dict(max_len=200, num_heads=2, dropout=0.2, attn_dropout=0.2),
+    ("ml-1m", "stosa"): dict(max_len=200, num_heads=2, dropout=0.3, **STOSA),
+    ("beauty", "sasrec"): dict(max_len=50, num_heads=2, dropout=0.5, attn_dropout=0.5),
+    ("beauty", "stosa"): dict(max_len=100, num_heads=4, dropout=0.3, **STOSA),
+}
+
+
+def fixed_settings(dataset: str, backbone: str) -> TrialConfig:
+    """The fixed settings of `backbone` on `dataset` (one of FIXED's keys)."""
+    return TrialConfig(dataset=dataset, backbone=backbone, **COMMON, **FIXED[dataset, backbone])
+
+
+SETTINGS = tuple(fixed_settings(dataset, backbone) for dataset, backbone in FIXED)
 RELEASED_CODE = Axis("stosa_released_code", (False, True))
 BUDGET = Budget(max_epochs=400, patience=20)
 SEEDS = (1, 2, 3)

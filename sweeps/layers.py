@@ -11,37 +11,13 @@ fixed settings for Beauty; replace them with the paper sweep's stage-1 best for 
 
 from __future__ import annotations
 
-from awr.config import TrialConfig
 from awr.sweep import Axis, Budget, Cell, Resources, Sweep
+from sweeps.fixed import fixed_settings
 
 DATASET = "beauty"
 TUNED = {
-    "sasrec": TrialConfig(
-        dataset=DATASET,
-        backbone="sasrec",
-        hidden_size=64,
-        max_len=50,
-        num_heads=2,
-        dropout=0.5,
-        attn_dropout=0.5,
-        lr=1e-3,
-        weight_decay=0.0,
-        batch_size=256,
-    ),
-    "stosa": TrialConfig(
-        dataset=DATASET,
-        backbone="stosa",
-        hidden_size=64,
-        max_len=100,
-        num_heads=4,
-        dropout=0.3,
-        attn_dropout=0.0,
-        pvn_weight=0.005,
-        lr=1e-3,
-        weight_decay=0.0,
-        batch_size=256,
-        stosa_released_code=True,
-    ),
+    "sasrec": fixed_settings(DATASET, "sasrec"),
+    "stosa": fixed_settings(DATASET, "stosa").replace(stosa_released_code=True),
 }
 LAYERS = Axis("num_layers", (1, 2, 3, 4))
 BUDGET = Budget(max_epochs=400, patience=20)

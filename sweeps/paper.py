@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from awr.config import TrialConfig
-from awr.sweep import Budget, Cell, Resources, Search, Sweep
+from awr.sweep import Budget, Resources, Search, Sweep, cells_for
 
 DATASETS = ("beauty", "ml-1m")
-BACKBONES = ("sasrec", "stosa")
 SETTINGS = {
     "sasrec": TrialConfig(backbone="sasrec", batch_size=256),
     "stosa": TrialConfig(backbone="stosa", batch_size=256, stosa_released_code=True),
@@ -46,11 +45,7 @@ def sweep() -> Sweep:
         name="paper",
         description="Beauty and ML-1M, SASRec and STOSA: the full grid (GridSampler), then "
         "every mechanism x 5 seeds at the best settings",
-        cells=tuple(
-            Cell(SETTINGS[backbone].replace(dataset=dataset))
-            for dataset in DATASETS
-            for backbone in BACKBONES
-        ),
+        cells=cells_for(DATASETS, SETTINGS),
         budget=BUDGET,
         seeds=SEEDS,
         search=Search(space, sampler="grid"),

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from awr.config import TrialConfig
-from awr.sweep import Budget, Cell, Resources, Search, Sweep
+from awr.sweep import Budget, Resources, Search, Sweep, cells_for
 
 DATASETS = ("ml-1m",)
-BACKBONES = ("sasrec", "stosa")
 SMALL = dict(hidden_size=32, max_len=50, num_layers=1, num_heads=2, batch_size=256)
 SETTINGS = {
     "sasrec": TrialConfig(backbone="sasrec", dropout=0.2, attn_dropout=0.2, **SMALL),
@@ -39,11 +38,7 @@ def sweep() -> Sweep:
     return Sweep(
         name="quick",
         description="ML-1M, SASRec and STOSA: 4-point grid, then every mechanism x 1 seed",
-        cells=tuple(
-            Cell(SETTINGS[backbone].replace(dataset=dataset))
-            for dataset in DATASETS
-            for backbone in BACKBONES
-        ),
+        cells=cells_for(DATASETS, SETTINGS),
         budget=BUDGET,
         seeds=SEEDS,
         search=Search(space, sampler="grid"),

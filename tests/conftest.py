@@ -51,7 +51,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def ray_local():
     """One small local Ray for the whole session: 2 CPUs, no GPU, no dashboard."""
-    from awr.sweep.environment import prepare_environment
+    from awr.sweep.cluster import prepare_environment
 
     prepare_environment(local=True)
     import ray

@@ -203,11 +203,11 @@ def test_each_command_has_its_own_help(workdir: Path, capsys: pytest.CaptureFixt
 def test_gpus_the_machine_lacks_are_refused_before_anything_starts(
     workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from awr.sweep import preflight
+    from awr.sweep import options
 
-    monkeypatch.setattr(preflight, "local_gpus", lambda: 1)
-    monkeypatch.setattr(preflight, "local_cpus", lambda: 4)
-    monkeypatch.setattr(preflight, "machine", lambda: "this machine")
+    monkeypatch.setattr(options, "local_gpus", lambda: 1)
+    monkeypatch.setattr(options, "local_cpus", lambda: 4)
+    monkeypatch.setattr(options, "machine", lambda: "this machine")
     for extra in (["--dry-run"], ["--out", str(workdir / "out")]):
         line = one_error(capsys, workdir, "--sweep", "--gpus-per-trial", "5", *extra)
         assert line == "error: 5 GPUs per trial, but this machine has 4 CPUs and 1 GPUs"

@@ -39,8 +39,8 @@ import orchestrate
 from awr import tracking
 from awr.data.datasets import ITEM_ID_FLOOR, item_id_bound, load_dataset, read_cache, write_cache
 from awr.data.errors import DataError
-from awr.sweep import SweepError, SweepOptions, execute
-from awr.sweep.environment import OneLineErrors
+from awr.sweep import SweepError, SweepOptions, run_sweep
+from awr.sweep.cluster import OneLineErrors
 from awr.sweep.folder import (
     MIN_FREE_BYTES,
     RESERVE_BYTES,
@@ -453,9 +453,9 @@ def test_an_enospc_at_a_driver_write_fails_the_open_runs(
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(out / "mlflow.db"))
 
-    monkeypatch.setattr("awr.sweep.stage.settle_children", full)
+    monkeypatch.setattr("awr.sweep.unit.settle_children", full)
     with pytest.raises(StorageError) as caught:
-        execute(tiny(), SweepOptions(name="tiny", out=out))
+        run_sweep(tiny(), SweepOptions(name="tiny", out=out))
     assert str(caught.value) == (
         f"the sweep stopped: the disk is full ({out}/mlflow.db); 1 open MLflow run ended FAILED; "
         f"once fixed, continue with: python orchestrate.py --sweep tiny --out {out} --resume"
@@ -470,6 +470,6 @@ def test_an_enospc_at_a_driver_write_fails_the_open_runs(
     assert "RUNNING" not in {r.info.status for r in runs}
 
     monkeypatch.undo()
-    assert execute(tiny(), SweepOptions(name="tiny", out=out, resume=True)) == 0
+    assert run_sweep(tiny(), SweepOptions(name="tiny", out=out, resume=True)) == 0
     runs = client.search_runs([experiment], max_results=1000)
     assert Counter(r.info.status for r in runs) == {"FINISHED": 6, "FAILED": 1}  # lr=1e6 fails

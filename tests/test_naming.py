@@ -9,8 +9,7 @@ import pytest
 
 from awr.config import TrialConfig
 from awr.sweep.naming import short_keys, short_value, trial_run_name
-from awr.sweep.space import grid_of, grid_points
-from awr.sweep.spec import typed_values
+from awr.sweep.spec import grid_of, grid_points, typed_values
 
 
 def fake_space(trial: Any, backbone: str) -> None:

@@ -23,7 +23,7 @@ TRIAL, DATASET, MODEL, SWEEP, REPORT = (
     "run_trial(",
     "dataset_stats(",
     "build_model(",
-    "execute(",
+    "run_sweep(",
     "build_report(",
 )
 MARKERS = (TRIAL, DATASET, MODEL, SWEEP, REPORT)

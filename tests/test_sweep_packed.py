@@ -17,7 +17,7 @@ from test_sweep_run import EPOCH_METRICS, TRIAL_TAGS, assert_artifacts
 import awr.sweep.trainable as trainable
 from awr.config import TrialConfig, field_types
 from awr.eval.metrics import METRIC_NAMES
-from awr.sweep import SweepOptions, execute
+from awr.sweep import SweepOptions, run_sweep
 from awr.sweep.pack_trainable import PackReporter
 from awr.tracking import default_tracking_uri
 from awr.train.packed import PackEpoch
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 @pytest.fixture(scope="module")
 def packed_run(ray_local: object, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("packed_sweep")
-    code = execute(packed(), SweepOptions(name="packed", out=out))
+    code = run_sweep(packed(), SweepOptions(name="packed", out=out))
     client = MlflowClient(tracking_uri=default_tracking_uri(out))
     experiment = client.get_experiment_by_name("packed")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)

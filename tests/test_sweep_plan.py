@@ -12,10 +12,10 @@ import pytest
 
 import orchestrate
 from awr.config import TrialConfig
-from awr.sweep import Budget, Cell, Resources, Search, Sweep, SweepError, SweepOptions, execute
+from awr.sweep import Budget, Cell, Resources, Search, Sweep, SweepError, SweepOptions, run_sweep
 from awr.sweep.cluster import Cluster, trial_resources
 from awr.sweep.plan import plan_units, stage1_trials
-from awr.sweep.space import grid_of, grid_points
+from awr.sweep.spec import grid_of, grid_points
 from awr.sweep.state import SweepState
 from sweeps import describe_sweeps, load_sweep, paper
 
@@ -119,7 +119,7 @@ def float_space(trial: object, backbone: str) -> None:
 
 def test_invalid_points_and_grids_are_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(SweepError, match="hidden_size=63 is not divisible"):
-        execute(_one_cell(heads_space), SweepOptions(name="bad", out=tmp_path, dry_run=True))
+        run_sweep(_one_cell(heads_space), SweepOptions(name="bad", out=tmp_path, dry_run=True))
     with pytest.raises(SweepError, match="suggest_categorical"):
         plan_units(_one_cell(float_space))
     assert stage1_trials(Search(float_space, sampler="tpe", num_samples=7), "sasrec") == 7

@@ -20,7 +20,7 @@ from test_sweep_fixtures import STAGE2_MECHANISMS, tiny
 from awr.config import TrialConfig
 from awr.eval.metrics import METRIC_NAMES
 from awr.eval.ranks import UserRanks
-from awr.sweep import SweepError, SweepOptions, execute
+from awr.sweep import SweepError, SweepOptions, run_sweep
 from awr.tracking import default_tracking_uri
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
@@ -53,7 +53,7 @@ def tiny_run(ray_local: object, tmp_path_factory: pytest.TempPathFactory) -> Swe
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setenv("AWR_HEARTBEAT_SECONDS", "0.5")  # a trial takes seconds: some beats
-        code = execute(tiny(), SweepOptions(name="tiny", out=out))
+        code = run_sweep(tiny(), SweepOptions(name="tiny", out=out))
     print(printed.getvalue())
     client = MlflowClient(tracking_uri=default_tracking_uri(out))
     experiment = client.get_experiment_by_name("tiny")
@@ -184,8 +184,8 @@ def test_a_diverging_trial_fails_alone_with_its_error(tiny_run: SweepRun) -> Non
 def test_a_finished_sweep_is_not_run_again(tiny_run: SweepRun) -> None:
     options = SweepOptions(name="tiny", out=tiny_run.out)
     with pytest.raises(SweepError, match="--resume"):
-        execute(tiny(), options)
-    assert execute(tiny(), SweepOptions(name="tiny", out=tiny_run.out, resume=True)) == 0
+        run_sweep(tiny(), options)
+    assert run_sweep(tiny(), SweepOptions(name="tiny", out=tiny_run.out, resume=True)) == 0
     experiment = tiny_run.client.get_experiment_by_name("tiny")
     after = tiny_run.client.search_runs([experiment.experiment_id], max_results=1000)
     assert len(after) == len(tiny_run.runs)
@@ -194,14 +194,14 @@ def test_a_finished_sweep_is_not_run_again(tiny_run: SweepRun) -> None:
 def test_asking_for_gpus_the_cluster_lacks_is_an_error(ray_local: object, tmp_path: Path) -> None:
     options = SweepOptions(name="tiny", out=tmp_path, gpus_per_trial=0.5)
     with pytest.raises(SweepError, match="GPUs"):
-        execute(tiny(), options)
+        run_sweep(tiny(), options)
     assert not (tmp_path / "tiny.sweep.json").exists()
 
 
 def test_resuming_with_more_seeds_runs_only_the_new_seeds(tiny_run: SweepRun) -> None:
     """Runs last in this module: it adds seed 2's stage-2 trials to the shared finished sweep."""
     options = SweepOptions(name="tiny", out=tiny_run.out, resume=True, seeds=(2,))
-    assert execute(tiny(), options) == 0
+    assert run_sweep(tiny(), options) == 0
     experiment = tiny_run.client.get_experiment_by_name("tiny")
     after = tiny_run.client.search_runs([experiment.experiment_id], max_results=1000)
     new = [r for r in after if r.info.run_id not in {old.info.run_id for old in tiny_run.runs}]

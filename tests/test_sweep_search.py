@@ -13,8 +13,7 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from awr.sweep.search import PatienceStopper, build_scheduler, build_searcher
-from awr.sweep.space import grid_of, grid_points
-from awr.sweep.spec import Budget, Search
+from awr.sweep.spec import Budget, Search, grid_of, grid_points
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None, prog: str = "awr") -> int:
         args = parse(argv, prog)
     except SystemExit as exit:  # --help (0) or a usage error, already printed (2)
         return int(exit.code or 0)
+    args.program = "python orchestrate.py" if prog == "orchestrate.py" else prog  # resume hints
     if args.no_download:  # the environment reaches load_dataset in this process and Ray's
         os.environ["AWR_NO_DOWNLOAD"] = "1"
     try:

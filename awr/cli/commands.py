@@ -73,6 +73,7 @@ def data_stats_command(args: argparse.Namespace) -> int:
 def sweep_command(args: argparse.Namespace) -> int:
     from awr.sweep import SweepOptions, run_sweep
     from awr.sweep.options import dataset_list
+    from sweeps import load_sweep
 
     options = SweepOptions(
         name=args.target,
@@ -87,8 +88,9 @@ def sweep_command(args: argparse.Namespace) -> int:
         pack_seeds=args.pack_seeds,
         checkpoint_seconds=args.checkpoint_seconds,
         datasets=None if args.datasets is None else dataset_list(args.datasets),
+        command=args.program,
     )
-    return run_sweep(options)
+    return run_sweep(load_sweep(options.name), options)
 
 
 def list_command(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ BEST_KEY = "best_valid_ndcg_5"  # the running best each trial reports (trainable
 
 
 @dataclass
-class TrialClock:
+class LastHeard:
     """One trial as the driver last heard of it (times on the driver's clock)."""
 
     first_seen: float
@@ -144,15 +144,15 @@ class StageProgress:
         self.outlook = outlook
         self.clock = clock
         self.began = clock()
-        self.trials: dict[str, TrialClock] = {}
+        self.trials: dict[str, LastHeard] = {}
 
-    def seen(self, trial_id: str) -> TrialClock:
+    def seen(self, trial_id: str) -> LastHeard:
         if trial_id not in self.trials:
             now = self.clock()
-            self.trials[trial_id] = TrialClock(first_seen=now, beat=now)
+            self.trials[trial_id] = LastHeard(first_seen=now, beat=now)
         return self.trials[trial_id]
 
-    def result(self, trial_id: str, result: Mapping[str, Any]) -> TrialClock:
+    def result(self, trial_id: str, result: Mapping[str, Any]) -> LastHeard:
         """A trial's report: its epoch, running best, own time and (packs) active members."""
         trial = self.seen(trial_id)
         trial.heard = self.clock()

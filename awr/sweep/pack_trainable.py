@@ -24,20 +24,20 @@ from awr.sweep.plan import PACK_KEY, pack_seeds_of, pack_value
 from awr.sweep.spec import typed_values
 from awr.sweep.trainable import (
     SEARCH_METRIC,
-    TrialJob,
+    Settled,
     TuneReports,
-    end_quietly,
+    UnitJob,
     load_checkpoint,
     train_trial,
     trial_tags,
 )
-from awr.tracking import FAILED, FINISHED, KILLED, TrialRun
+from awr.tracking import FAILED, FINISHED, TrialRun
 from awr.train.packed import PackEpoch
 from awr.train.trainer import EpochRecord
 from awr.trial import planned_length_groups
 
 
-def train_point(params: dict[str, Any], job: TrialJob) -> None:
+def train_point(params: dict[str, Any], job: UnitJob) -> None:
     """Tune's trainable for every unit: packs where the point has PACK_KEY."""
     if PACK_KEY in params:
         train_pack(params, job)
@@ -45,7 +45,7 @@ def train_point(params: dict[str, Any], job: TrialJob) -> None:
         train_trial(params, job)
 
 
-def train_pack(params: dict[str, Any], job: TrialJob) -> None:
+def train_pack(params: dict[str, Any], job: UnitJob) -> None:
     """One pack: `params[PACK_KEY]` its seeds, the rest the point's values over `job.base`."""
     point = {k: v for k, v in params.items() if k != PACK_KEY}
     seeds = pack_seeds_of(params[PACK_KEY])
@@ -64,11 +64,10 @@ def train_pack(params: dict[str, Any], job: TrialJob) -> None:
         runs[member] = TrialRun.attach(
             job.tracking_uri, job.experiment_id, tags, member_values, name
         )
-    reporter = None
-    try:
+    with Settled(runs.values()) as settled:
         configs = [from_dict({**values, "seed": seed}) for seed in seeds]
         earlier = checkpoint["outcomes"] if checkpoint is not None else {}
-        reporter = PackReporter(runs, job.checkpoint_seconds, earlier)
+        reporter = settled.reporter = PackReporter(runs, job.checkpoint_seconds, earlier)
         torch.set_num_threads(job.cpus)
         outcomes = run_packed_trials(
             configs,
@@ -78,22 +77,7 @@ def train_pack(params: dict[str, Any], job: TrialJob) -> None:
             log=None,
             capture_users=job.capture_users,
         )
-    except SystemExit:  # Tune stopped the trial during a report
-        end_all(runs, KILLED)
-        if reporter is not None:
-            reporter.discard()
-        raise
-    except BaseException as error:
-        end_all(runs, FAILED, f"{type(error).__name__}: {error}")
-        if reporter is not None:
-            reporter.discard()
-        raise
     reporter.finish(outcomes)
-
-
-def end_all(runs: dict[int, TrialRun], status: str, error: str | None = None) -> None:
-    for run in runs.values():
-        end_quietly(run, status, error)
 
 
 class PackReporter(TuneReports):

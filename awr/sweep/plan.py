@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from awr.config import MECHANISMS_BY_BACKBONE
-from awr.sweep.space import grid_of, grid_points
 from awr.sweep.spec import (
     Cell,
     Search,
     Sweep,
     SweepError,
     describe_settings,
+    grid_of,
+    grid_points,
     typed_values,
     with_budget,
 )

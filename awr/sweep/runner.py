@@ -1,9 +1,9 @@
-"""`run_sweep(options)`: a whole sweep, unit by unit (stage 1 of every cell, then stage 2), with
-its state in the output folder so that `--resume` skips what finished and continues the rest."""
+"""`run_sweep(sweep, options)`: a whole sweep, unit by unit (stage 1 of every cell, then
+stage 2), with its state in the output folder so that `--resume` skips what finished and
+continues the rest."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 from pathlib import Path
@@ -12,31 +12,24 @@ from typing import TYPE_CHECKING
 from awr.config import TrialConfig
 from awr.data.datasets import resolve_cache_dir
 from awr.eta import format_duration
-from awr.sweep.environment import prepare_environment, quiet_libraries
+from awr.sweep.cluster import prepare_environment, quiet_libraries
 from awr.sweep.folder import StorageError, check_cache, claim_folder, fault_of, free_reserve
-from awr.sweep.options import SweepOptions, apply_options
+from awr.sweep.options import SweepOptions, apply_options, dry_run_text, local_resources
 from awr.sweep.plan import Unit, plan_units
-from awr.sweep.preflight import dry_run_text, local_resources
 from awr.sweep.processes import reap_leftovers
 from awr.sweep.spec import Sweep, SweepError, with_budget
 from awr.sweep.state import SweepState, UnitRecord
 
 if TYPE_CHECKING:
-    from awr.sweep.stage import SweepContext
+    from awr.sweep.unit import SweepContext
 
 INTERRUPTED = 130
 
 
-def run_sweep(options: SweepOptions) -> int:
-    """The sweep named `options.name` (a module of the top-level `sweeps` package, or
-    `module:attribute`); returns the process exit code."""
-    sweeps = importlib.import_module("sweeps")  # the definitions live above this package
-    return execute(sweeps.load_sweep(options.name), options)
-
-
-def execute(sweep: Sweep, options: SweepOptions) -> int:
-    """Run `sweep` as `options` say: 0 done, 1 some unit had no successful trial, 130
-    interrupted (resumable with --resume). One driver at a time per output folder."""
+def run_sweep(sweep: Sweep, options: SweepOptions) -> int:
+    """Run `sweep` as `options` say (the command line loads it by name: `sweeps.load_sweep`):
+    0 done, 1 some unit had no successful trial, 130 interrupted (resumable with --resume). One
+    driver at a time per output folder."""
     prepare_environment(local=options.address is None)
     defined_seeds = sweep.seeds
     sweep = apply_options(sweep, options)
@@ -46,7 +39,7 @@ def execute(sweep: Sweep, options: SweepOptions) -> int:
     if options.address is None:
         local_resources(sweep, options)  # GPUs this machine lacks: an error before Ray starts
     out = options.out.resolve()
-    start = f"python orchestrate.py --sweep {options.name} --out {out}{seeds_option(options)}"
+    start = f"{options.command} --sweep {options.name} --out {out}{seeds_option(options)}"
     if options.resume and not out.is_dir():  # a mistyped --out: say so, and create nothing
         SweepState.check(out, sweep.name, options.resume, start)
     with claim_folder(out):
@@ -65,7 +58,7 @@ def run_in_folder(
     units = plan_units(sweep)
     # Ray, Optuna and MLflow are imported only now, after the environment is set.
     from awr.sweep.cluster import ray_session, trial_resources
-    from awr.sweep.stage import SweepContext
+    from awr.sweep.unit import SweepContext
     from awr.tracking import check_tracking_uri, client_for, default_tracking_uri, git_commit
 
     quiet_libraries()
@@ -112,7 +105,7 @@ def run_in_folder(
         if fault is None or (isinstance(error, SweepError) and not isinstance(error, StorageError)):
             raise
         raise StorageError(storage_message(fault, out, uri, sweep.name, start)) from None
-    return report(state, units, uri)
+    return final_summary(state, units, uri)
 
 
 def seeds_option(options: SweepOptions) -> str:
@@ -155,7 +148,7 @@ def fail_open_runs(uri: str, sweep: str, reason: str) -> int:
 def run_units(context: SweepContext, units: list[Unit], state: SweepState) -> bool:
     """Each unit in order, skipping those finished earlier; False when interrupted."""
     from awr.sweep.progress import plan_sweep
-    from awr.sweep.stage import run_unit
+    from awr.sweep.unit import run_unit
 
     left = [unit for unit in units if state.done(unit) is None]
     plan_sweep(left, context.sweep.budget.max_epochs, context.resources.concurrent)
@@ -230,7 +223,8 @@ def describe(record: UnitRecord) -> str:
     return text
 
 
-def report(state: SweepState, units: list[Unit], uri: str) -> int:
+def final_summary(state: SweepState, units: list[Unit], uri: str) -> int:
+    """Print the finished sweep's counts (and units without results); the exit code."""
     finished = sum(r.finished for r in state.units.values())
     failed = sum(r.failed for r in state.units.values())
     missing = [u.label for u in units if u.key not in state.units]

@@ -12,8 +12,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import Stopper
 
-from awr.sweep.space import grid_of
-from awr.sweep.spec import Budget, Search
+from awr.sweep.spec import Budget, Search, grid_of
 from awr.sweep.trainable import SEARCH_METRIC
 
 MODE = "max"

@@ -9,7 +9,7 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ SEARCH_METRIC = "best_valid_ndcg_5"  # the running best: OptunaSearch keeps a tr
 
 
 @dataclass(frozen=True)
-class TrialJob:
-    """Everything a trial needs besides its own values (passed with `tune.with_parameters`)."""
+class UnitJob:
+    """What every trial of a unit needs besides its own values (passed with
+    `tune.with_parameters`)."""
 
     sweep: str
     stage: int
@@ -48,7 +49,7 @@ class TrialJob:
     checkpoint_seconds: float = 0.0  # at most this often (and after the last epoch); 0: every
 
 
-def train_trial(params: dict[str, Any], job: TrialJob) -> None:
+def train_trial(params: dict[str, Any], job: UnitJob) -> None:
     """Tune's trainable: `params` are the searched or grid values, over `job.base`."""
     values = {**job.base.to_dict(), **typed_values(params), "device": job.device}
     # MLflow gets the number of groups used, not 0 for "auto"; a config or data error is
@@ -63,11 +64,9 @@ def train_trial(params: dict[str, Any], job: TrialJob) -> None:
         values,
         run_name=trial_run_name(values, {key: values[key] for key in params}, job.stage),
     )
-    config = None
-    reporter = None
-    try:
+    with Settled([run]) as settled:
         config = from_dict(values)
-        reporter = EpochReporter(run, config, job.checkpoint_seconds)
+        reporter = settled.reporter = EpochReporter(run, config, job.checkpoint_seconds)
         torch.set_num_threads(job.cpus)
         result = run_trial(
             config,
@@ -79,17 +78,32 @@ def train_trial(params: dict[str, Any], job: TrialJob) -> None:
         )
         run.log_result(result)
         run.end(FINISHED)
-    except SystemExit:  # Tune stopped the trial (scheduler, stopper, Ctrl-C) during a report
-        end_quietly(run, KILLED)
-        if reporter is not None:
-            reporter.discard()
-        raise
-    except BaseException as error:
-        end_quietly(run, FAILED, f"{type(error).__name__}: {error}")
-        if reporter is not None:
-            reporter.discard()
-        raise
     reporter.finish(result)
+
+
+class Settled:
+    """`with Settled(runs) as settled:` around a trial's training: if it raises, every run of
+    `runs` still open ends KILLED (Tune stopped the trial during a report: SystemExit from the
+    scheduler, the stopper or Ctrl-C) or FAILED with the error, the unsent checkpoint of
+    `settled.reporter` (once set) is dropped, and the error goes on to Tune."""
+
+    def __init__(self, runs: Iterable[TrialRun]) -> None:
+        self.runs = runs
+        self.reporter: TuneReports | None = None
+
+    def __enter__(self) -> Settled:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _) -> bool:
+        if error is None:
+            return False
+        stopped = isinstance(error, SystemExit)
+        reason = None if stopped else f"{type(error).__name__}: {error}"
+        for run in self.runs:
+            end_quietly(run, KILLED if stopped else FAILED, reason)
+        if self.reporter is not None:
+            self.reporter.discard()
+        return False
 
 
 def end_quietly(run: TrialRun, status: str, error: str | None = None) -> None:
@@ -99,7 +113,7 @@ def end_quietly(run: TrialRun, status: str, error: str | None = None) -> None:
         run.end(status, error)
 
 
-def trial_tags(job: TrialJob, values: dict[str, Any], trial_id: str) -> dict[str, str]:
+def trial_tags(job: UnitJob, values: dict[str, Any], trial_id: str) -> dict[str, str]:
     return {
         "awr.kind": TRIAL,
         "sweep": job.sweep,

@@ -14,16 +14,15 @@ from ray import tune
 from ray.tune import ResultGrid
 
 from awr.config import TrialConfig
-from awr.sweep.cluster import TrialResources
+from awr.sweep.cluster import Placement
 from awr.sweep.folder import StorageFault, fault_of, storage_fault
 from awr.sweep.pack_trainable import train_point
 from awr.sweep.plan import PACK_KEY, Unit, pack_value, stage2_axes
 from awr.sweep.progress import ProgressLines, completed, planned, watch
 from awr.sweep.search import MODE, PatienceStopper, build_scheduler, build_searcher
-from awr.sweep.space import searched_fields
-from awr.sweep.spec import Sweep, typed_values
+from awr.sweep.spec import Sweep, searched_fields, typed_values
 from awr.sweep.state import UnitRecord
-from awr.sweep.trainable import SEARCH_METRIC, TrialJob
+from awr.sweep.trainable import SEARCH_METRIC, UnitJob
 from awr.tracking import (
     FAILED,
     FINISHED,
@@ -50,7 +49,7 @@ class SweepContext:
     git_commit: str
     checksums: dict[str, str]
     data_dir: str | None
-    resources: TrialResources
+    resources: Placement
 
     @property
     def ray_storage(self) -> Path:
@@ -77,7 +76,7 @@ def run_unit(context: SweepContext, unit: Unit, base: TrialConfig) -> UnitOutcom
     client = client_for(context.tracking_uri)
     tags = parent_tags(context.sweep.name, unit.stage, unit.dataset, unit.backbone)
     parent = open_parent(client, context.experiment_id, tags, parent_params(context, unit, base))
-    job = TrialJob(
+    job = UnitJob(
         sweep=context.sweep.name,
         stage=unit.stage,
         base=base,
