@@ -15,7 +15,7 @@ from analysis.markdown import fmt_number
 from analysis.names import BACKBONE_LABELS, MECHANISM_LABELS, ORIGINAL, dataset_label, label
 from analysis.selection import sort_cells
 from analysis.tables import Table
-from awr.bench import RECORD_KEYS
+from awr.bench.record import BenchRecord
 
 # L x L matrices per attention layer that each mechanism adds (docs/models.md, the paper's
 # complexity section): simple 2 L^2, value 3 L^2, additive 2 L^2, stochastic 2 L^2.
@@ -26,7 +26,7 @@ PAPER_MATRICES: dict[str, int] = {
     "additive": 2,
     "stochastic": 2,
 }
-BENCH_KEYS = RECORD_KEYS  # the harness's own record keys, one list for both
+BENCH_KEYS = BenchRecord.required_keys()  # the harness's own record keys, one list for both
 _SETTING = ["backbone", "dataset", "max_len", "hidden_size", "num_layers", "device"]
 
 

@@ -1,4 +1,4 @@
-"""The prepared GPU run's plan and budget logic (awr/benchmarks/): shares, deadlines, and a
+"""The prepared GPU run's plan and budget logic (awr/bench/gpu_*.py): shares, deadlines, and a
 run of fake steps that finish, fail, are stopped at their deadline, ignore the stop and are
 killed, are unavailable or get no time; plus the CPU smoke run of the real plan (slow)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from awr.benchmarks.gpu_plan import (
+from awr.bench.gpu_plan import (
     FULL_BUDGET_S,
     SHARES_S,
     STEP_NAMES,
@@ -20,7 +20,7 @@ from awr.benchmarks.gpu_plan import (
     deadline,
     smoke_sweep,
 )
-from awr.benchmarks.gpu_run import execute, main
+from awr.bench.gpu_run import execute, main
 from awr.sweep.plan import plan_units
 from sweeps import load_sweep
 

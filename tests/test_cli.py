@@ -242,7 +242,7 @@ def test_dry_run_says_which_dataset_is_missing_and_how_to_get_it(
 def test_the_bench_refuses_a_bad_dataset_key_or_device_in_one_line(
     workdir: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from awr import bench
+    from awr.bench import cli as bench
 
     def bench_error(*argv: str) -> str:
         assert bench.cli([*argv, "--out", str(workdir / "bench.json")]) == 2

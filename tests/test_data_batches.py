@@ -12,6 +12,8 @@ from awr.data import split
 from awr.data.batches import build_eval_tensors, build_train_tensors, sample_negatives
 from awr.data.datasets import SequenceData, load_dataset
 from awr.data.errors import DataError
+from awr.data.synthetic import random_sequences
+from awr.eval.evaluate import history_entries
 
 # users of length 6, 1, 2, 3, 4; items 1..9
 TINY_SEQ = "10 5 1 7 3 9 2\n11 4\n12 2 8\n13 6 3 1\n14 9 8 7 6\n"
@@ -58,6 +60,52 @@ def test_eval_tensors(tiny: SequenceData, device: str) -> None:
     assert ev.targets.tolist() == [2, 1, 6]
     assert ev.history_items.tolist() == [5, 1, 7, 3, 9, 6, 3, 9, 8, 7]
     assert ev.history_offsets.tolist() == [0, 5, 7, 10]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_eval_subset_regathers_histories_by_hand(tiny: SequenceData, device: str) -> None:
+    ev = build_eval_tensors(tiny, max_len=3, split="valid", device=device)  # as above
+    rows = torch.tensor([2, 0, 2], device=device)  # out of order, repeated
+    lengths, items = ev.histories(rows)
+    assert lengths.tolist() == [2, 4, 2] and items.tolist() == [9, 8, 5, 1, 7, 3, 9, 8]
+    part = ev.subset(rows)
+    assert part.inputs.tolist() == [[0, 9, 8], [1, 7, 3], [0, 9, 8]]
+    assert part.targets.tolist() == [7, 9, 7] and part.user_index.tolist() == [4, 0, 4]
+    assert part.history_items.tolist() == [9, 8, 5, 1, 7, 3, 9, 8]
+    assert part.history_offsets.tolist() == [0, 2, 6, 8]
+    empty = ev.subset(torch.tensor([], dtype=torch.int64, device=device))
+    assert empty.history_offsets.tolist() == [0] and empty.history_items.numel() == 0
+
+
+def test_histories_and_history_entries_equal_a_per_row_loop() -> None:
+    lengths = np.random.default_rng(0).integers(1, 30, size=300)
+    data = random_sequences("random", lengths, 100, seed=1, source="test")
+    ev = build_eval_tensors(data, max_len=8, split="test")
+    rows = torch.randint(0, ev.targets.numel(), (120,), generator=torch.Generator().manual_seed(2))
+    offsets = ev.history_offsets.tolist()
+    want = [ev.history_items[offsets[r] : offsets[r + 1]].tolist() for r in rows.tolist()]
+    got_lengths, got_items = ev.histories(rows)
+    assert got_lengths.tolist() == [len(h) for h in want]
+    assert got_items.tolist() == [item for history in want for item in history]
+    part = ev.subset(rows)
+    for i, history in enumerate(want):
+        start, end = part.history_offsets[i], part.history_offsets[i + 1]
+        assert part.history_items[start:end].tolist() == history
+    positions, items = history_entries(ev, rows)  # evaluate's masking reads the same gather
+    assert positions.tolist() == [i for i, history in enumerate(want) for _ in history]
+    assert items.tolist() == got_items.tolist()
+
+
+def test_train_subset_keeps_the_sampler_alike(tiny: SequenceData) -> None:
+    tt = build_train_tensors(tiny, max_len=4, device="cpu")
+    rows = torch.tensor([2, 0, 2, 1])
+    part = tt.subset(rows)
+    for name in ("inputs", "targets", "user_index"):
+        assert torch.equal(getattr(part, name), getattr(tt, name)[rows])
+    assert part.seen_keys is tt.seen_keys and part.num_items == tt.num_items
+    mine = sample_negatives(part, torch.arange(4).repeat(50), 9, torch.Generator().manual_seed(5))
+    full = sample_negatives(tt, rows.repeat(50), 9, torch.Generator().manual_seed(5))
+    assert torch.equal(mine, full)  # the same negatives as the full tensors' rows
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from awr.bench import random_sequences
 from awr.data.batches import build_eval_tensors
+from awr.data.synthetic import random_sequences
 from awr.eval.evaluate import evaluate, length_order, user_ranks
 from awr.eval.metrics import METRIC_NAMES
 

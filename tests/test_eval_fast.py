@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from awr.bench import random_sequences
 from awr.config import TrialConfig
 from awr.data.batches import build_eval_tensors
+from awr.data.synthetic import random_sequences
 from awr.eval.evaluate import batch_ranks, length_order, masked_ranks, user_ranks
 from awr.eval.metrics import target_ranks
 from awr.models.registry import build_model

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from awr.bench import random_sequences
 from awr.config import MECHANISMS_BY_BACKBONE, TrialConfig
 from awr.data.batches import build_eval_tensors, build_train_tensors
+from awr.data.synthetic import random_sequences
 from awr.eval.evaluate import user_ranks
 from awr.eval.metrics import metrics_from_ranks
 from awr.models.registry import build_model

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from awr.bench import random_sequences
 from awr.config import ConfigError, TrialConfig
 from awr.data.batches import (
     build_eval_tensors,
@@ -17,6 +16,7 @@ from awr.data.batches import (
     train_row_lengths,
 )
 from awr.data.datasets import load_dataset
+from awr.data.synthetic import random_sequences
 from awr.models.attention import padding_columns
 from awr.models.registry import build_model
 from awr.train.length_groups import (

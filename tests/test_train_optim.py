@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from awr.bench import random_sequences
 from awr.config import TrialConfig
 from awr.data.batches import build_eval_tensors, build_train_tensors
+from awr.data.synthetic import random_sequences
 from awr.models.registry import build_model
 from awr.train.optim import SparseEmbeddingGrads, adam
 from awr.train.trainer import Trainer

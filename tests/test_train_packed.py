@@ -13,8 +13,8 @@ from test_trial import MECHANISM_PAIRS
 import awr.packed_trial
 import awr.train.packed
 import awr.trial
-from awr.bench import random_sequences
 from awr.config import ConfigError, TrialConfig
+from awr.data.synthetic import random_sequences
 from awr.models.packed import stack_members
 from awr.models.registry import build_model
 from awr.packed_trial import MemberFailure, run_packed_trials

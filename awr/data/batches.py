@@ -26,6 +26,17 @@ class TrainTensors:
     seen_keys: torch.Tensor  # sorted unique int64 user * (num_items + 1) + item, full sequences
     num_items: int
 
+    def subset(self, rows: torch.Tensor) -> TrainTensors:
+        """The training rows `rows` (R,) int64, in that order; the seen keys stay whole, so a
+        row's negatives are sampled from the same items as before."""
+        return TrainTensors(
+            inputs=self.inputs[rows],
+            targets=self.targets[rows],
+            user_index=self.user_index[rows],
+            seen_keys=self.seen_keys,
+            num_items=self.num_items,
+        )
+
 
 @dataclass
 class EvalTensors:
@@ -36,6 +47,30 @@ class EvalTensors:
     user_index: torch.Tensor  # (U_eval,) int64, index of each row's user in data.sequences
     history_items: torch.Tensor  # flat int64, the FULL (untruncated) eval input of every row
     history_offsets: torch.Tensor  # (U_eval + 1,) int64; row r is items[off[r]:off[r+1]]
+
+    def histories(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lengths (R,), items (sum of lengths,)) of the full input histories of `rows` (R,)
+        int64, concatenated in the order of `rows`: entry j of the i-th row is
+        history_items[offsets[rows[i]] + j - first[i]], first[i] = lengths[:i].sum(). One host
+        sync (the total length)."""
+        starts = self.history_offsets[rows]
+        lengths = self.history_offsets[rows + 1] - starts
+        total = int(lengths.sum())
+        shift = torch.repeat_interleave(
+            starts - (lengths.cumsum(0) - lengths), lengths, output_size=total
+        )
+        return lengths, self.history_items[shift + torch.arange(total, device=rows.device)]
+
+    def subset(self, rows: torch.Tensor) -> EvalTensors:
+        """The evaluated users `rows` (R,) int64, in that order, their histories regathered."""
+        lengths, items = self.histories(rows)
+        return EvalTensors(
+            inputs=self.inputs[rows],
+            targets=self.targets[rows],
+            user_index=self.user_index[rows],
+            history_items=items,
+            history_offsets=torch.cat([lengths.new_zeros(1), lengths.cumsum(0)]),
+        )
 
 
 def flatten(data: SequenceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -25,18 +25,11 @@ BatchScorer = Callable[[Tensor], Tensor]  # (B, L) input ids -> (B, N+1) writabl
 def history_entries(tensors: EvalTensors, rows: Tensor) -> tuple[Tensor, Tensor]:
     """(batch position, item) of every item in the full (untruncated) input histories of
     `rows`: row r's history is history_items[offsets[r] : offsets[r + 1]]."""
-    offsets = tensors.history_offsets
-    starts = offsets[rows]
-    lengths = offsets[rows + 1] - starts  # (B,)
-    total = int(lengths.sum())  # the one host sync per batch
+    lengths, items = tensors.histories(rows)  # the one host sync per batch
     positions = torch.repeat_interleave(
-        torch.arange(rows.numel(), device=rows.device), lengths, output_size=total
+        torch.arange(rows.numel(), device=rows.device), lengths, output_size=items.numel()
     )
-    # entry j of row r sits at starts[r] + (j - first entry of r in this batch)
-    shift = torch.repeat_interleave(
-        starts - (lengths.cumsum(0) - lengths), lengths, output_size=total
-    )
-    return positions, tensors.history_items[shift + torch.arange(total, device=rows.device)]
+    return positions, items
 
 
 def masked_ranks(

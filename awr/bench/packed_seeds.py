@@ -2,7 +2,7 @@
 trained as one packed model (awr.packed_trial.packed_trainer) and as K separate trials one
 after another on the same threads (awr.train.trainer.Trainer), K = 1, 3, 5.
 
-    python -m awr.benchmarks.packed_seeds --device cpu --size cpu --out packed-cpu.json
+    python -m awr.bench.packed_seeds --device cpu --size cpu --out packed-cpu.json
 
 Only training epochs are timed (the same steps, negatives and dropout draws either way);
 evaluation is per member in both cases and packing does not change it. Each workload first runs
@@ -14,7 +14,6 @@ one untimed epoch to warm allocators and caches. A record per (workload, K):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +22,8 @@ from typing import Any
 
 import torch
 
-from awr.bench import subset_train
+from awr.bench.record import write_json
+from awr.bench.workload import random_rows
 from awr.config import TrialConfig
 from awr.data.batches import build_eval_tensors, build_train_tensors
 from awr.models.registry import build_model
@@ -64,8 +64,7 @@ def measure(
     train = build_train_tensors(data, base.max_len, device)
     valid = build_eval_tensors(data, base.max_len, "valid", device)
     if rows is not None and rows < train.inputs.shape[0]:
-        chosen = torch.randperm(train.inputs.shape[0], generator=torch.Generator().manual_seed(0))
-        train = subset_train(train, chosen[:rows].sort().values.to(device))
+        train = train.subset(random_rows(train.inputs.shape[0], rows, device))
     rows = train.inputs.shape[0]
     separate = {}
     torch.manual_seed(0)
@@ -97,7 +96,7 @@ def measure(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m awr.benchmarks.packed_seeds")
+    parser = argparse.ArgumentParser(prog="python -m awr.bench.packed_seeds")
     parser.add_argument("--device", default="cuda", help="cpu or cuda")
     parser.add_argument("--size", choices=tuple(WORKLOADS), default="full")
     parser.add_argument("--k", default="1,3,5", help="pack sizes, comma-separated")
@@ -118,9 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
         for record in measure(base, ks, args.data_dir, args.epochs, args.rows):
             records.append(record)
-            temporary = args.out.with_suffix(".tmp")
-            temporary.write_text(json.dumps(records, indent=2) + "\n")
-            temporary.replace(args.out)
+            write_json(args.out, records)
             print(
                 f"{dataset} L{max_len} {backbone}/{mechanism} K={record['packed_seeds']}: "
                 f"separate {record['separate_sequences_per_second']:.0f} seq/s, packed "

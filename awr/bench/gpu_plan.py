@@ -34,7 +34,7 @@ SHARES_S = {
 }
 STEP_NAMES = tuple(SHARES_S)
 SIZES = ("full", "smoke")
-SWEEPS = {"full": "fixed_ml1m", "smoke": "awr.benchmarks.gpu_plan:smoke_sweep"}
+SWEEPS = {"full": "fixed_ml1m", "smoke": "awr.bench.gpu_plan:smoke_sweep"}
 UNAVAILABLE = 3  # exit code of a step that cannot run on this machine (recorded, not failed)
 
 
@@ -63,7 +63,7 @@ def bench_command(python: str, device: str, size: str, data_dir: str | None) -> 
         command += [
             "--datasets", "synthetic:tiny", "--backbones", "sasrec", "--mechanisms", "none",
             "--max-steps", "1", "--max-eval-batches", "1", "--epochs", "1", "--warmup", "0",
-            "--eval-passes", "1", "--batch-size", "64",
+            "--eval-passes", "1", "--set", "batch_size=64",
         ]  # fmt: skip
     if data_dir:
         command += ["--data-dir", data_dir]
@@ -98,7 +98,7 @@ def step_commands(
             bench + (packing if full else []) + ["--packed", str(count), "--out", str(out / name)],
             (name,),
         )
-    seeds = [python, "-m", "awr.benchmarks.packed_seeds", "--device", device, "--size", size,
+    seeds = [python, "-m", "awr.bench.packed_seeds", "--device", device, "--size", size,
              "--k", ",".join(map(str, PACKED_SEEDS)),
              "--out", str(out / "packed-seeds.json")]  # fmt: skip
     seeds += ["--data-dir", data_dir] if data_dir else []

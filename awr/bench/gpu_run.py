@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from awr.benchmarks.gpu_plan import (
+from awr.bench.gpu_plan import (
     FULL_BUDGET_S,
     SIZES,
     STEP_NAMES,
