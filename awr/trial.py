@@ -23,6 +23,7 @@ from awr.data.datasets import SequenceData, load_dataset
 from awr.data.synthetic import planted_dataset
 from awr.eval.evaluate import user_ranks
 from awr.eval.ranks import UserRanks
+from awr.models.contract import Recommender
 from awr.models.registry import build_model, count_parameters
 from awr.train.length_groups import resolve_length_groups
 from awr.train.trainer import EpochCallback, EpochRecord, Trainer
@@ -65,30 +66,22 @@ def load_data(config: TrialConfig, data_dir: str | None = None) -> SequenceData:
 
 
 def capture_attention(
-    model: torch.nn.Module, inputs: torch.Tensor, positions: int = CAPTURE_POSITIONS
+    model: Recommender, inputs: torch.Tensor, positions: int = CAPTURE_POSITIONS
 ) -> dict[str, np.ndarray]:
     """Each layer's A and refined A' for the last `positions` positions of `inputs` (B, L):
-    arrays `layer{i}_A`, `layer{i}_refined` of shape (B, H, positions, positions)."""
-    layers = model.attention_layers()
-    for layer in layers:
-        layer.captured = []
-    trim, model.trim_padding = model.trim_padding, False  # full (L, L) maps for every user
-    try:
-        with torch.inference_mode():
-            model.eval()
-            model.score_all(inputs)
-        arrays: dict[str, np.ndarray] = {}
-        for index, layer in enumerate(layers):
-            attn, refined = layer.captured[0]
-            arrays[f"layer{index}_A"] = attn[..., -positions:, -positions:].float().cpu().numpy()
-            if not layer.refinement.is_identity:
-                window = refined[..., -positions:, -positions:]
-                arrays[f"layer{index}_refined"] = window.float().cpu().numpy()
-        return arrays
-    finally:
-        model.trim_padding = trim
-        for layer in layers:
-            layer.captured = None
+    arrays `layer{i}_A`, `layer{i}_refined` (the latter only where the layer refines) of shape
+    (B, H, positions, positions), from full (L, L) maps of every user (no padding trim)."""
+    with model.untrimmed(), model.capturing() as maps, torch.inference_mode():
+        model.eval()
+        model.score_all(inputs)
+    arrays: dict[str, np.ndarray] = {}
+    for index, (layer, records) in enumerate(zip(model.attention_layers(), maps, strict=True)):
+        attn, refined = records[0]
+        arrays[f"layer{index}_A"] = attn[..., -positions:, -positions:].float().cpu().numpy()
+        if not layer.refinement.is_identity:
+            window = refined[..., -positions:, -positions:]
+            arrays[f"layer{index}_refined"] = window.float().cpu().numpy()
+    return arrays
 
 
 def resolve_groups(config: TrialConfig, data: SequenceData) -> TrialConfig:
