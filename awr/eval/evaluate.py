@@ -60,11 +60,6 @@ def masked_ranks(
     return target_ranks(scores, targets)
 
 
-def batch_ranks(model: Recommender, tensors: EvalTensors, rows: Tensor) -> Tensor:
-    """Ranks of the targets of `rows` scored by `model.score_all` (the reference path)."""
-    return masked_ranks(model.score_all(tensors.inputs[rows]).float(), tensors, rows)
-
-
 def factor_scorer(model: FactorScorer, batch_size: int) -> BatchScorer:
     """Scores of a batch as the product of its query factors and the item factors, without
     the model's ceiling (masked_ranks applies it to the target alone), into one buffer: the

@@ -60,10 +60,6 @@ def keep_members(packed: nn.Module, rows: Sequence[int]) -> None:
         _set_parameter(packed, name, parameter.detach()[index.to(parameter.device)])
 
 
-def pack_size(packed: nn.Module) -> int:
-    return next(packed.parameters()).shape[0]
-
-
 def member_norms(model: nn.Module) -> torch.Tensor:
     """Each member's sqrt(sum ||grad||^2) over the parameters that have a gradient: (K,)."""
     squares = [
