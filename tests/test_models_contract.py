@@ -4,6 +4,9 @@ kernel runs only where the layer is built with `fused`."""
 
 from __future__ import annotations
 
+from functools import partial
+from unittest import mock
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -52,27 +55,17 @@ def test_capture_records_each_pass_in_full_windows_and_restores_the_model(backbo
     assert all(layer.captured is None for layer in model.attention_layers())
 
 
-def test_only_fused_layers_call_the_fused_kernel(monkeypatch):
-    calls = []
-    original = F.scaled_dot_product_attention
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(F, "scaled_dot_product_attention", counting)
+def test_only_fused_layers_call_the_fused_kernel():
     cfg = config("sasrec", "none")
-
-    def factory():
-        return build_refinement("none", L, 2)
-
     torch.manual_seed(0)
     fused = build_model(cfg, num_items=10).eval()
     torch.manual_seed(0)
+    factory = partial(build_refinement, "none", L, 2)
     explicit = SASRec(cfg, 10, factory, dot_product_scores).eval()  # fused defaults to False
-    with torch.no_grad():
+    kernel = F.scaled_dot_product_attention
+    with torch.no_grad(), mock.patch.object(F, "scaled_dot_product_attention", wraps=kernel) as spy:
         expected = explicit.score_all(IDS)
-        assert calls == []
+        assert spy.call_count == 0
         got = fused.score_all(IDS)
-        assert len(calls) == 2  # once per layer
+        assert spy.call_count == 2  # once per layer
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)

@@ -90,9 +90,8 @@ class PackedTrainer:
         valid: EvalTensors,
         num_items: int,
     ) -> None:
-        self.valid_counts, self.config = resolved_rows(configs[0], train)
-        config, groups = self.config, self.config.length_groups
-        self.length_groups = groups
+        self.valid_counts, config = resolved_rows(configs[0], train)
+        self.config, self.length_groups = config, config.length_groups
         self.model = stack_members(models)
         self.scratch = models[0]
         self.train_tensors = train
@@ -100,12 +99,8 @@ class PackedTrainer:
         self.num_items = num_items
         device = train.inputs.device
         self.members = [
-            Member(
-                c.replace(length_groups=groups),
-                torch.Generator(device=device).manual_seed(c.seed),
-                generator,
-            )
-            for c, generator in zip(configs, dropout, strict=True)
+            Member(config.replace(seed=seed), torch.Generator(device=device).manual_seed(seed), g)
+            for seed, g in zip([c.seed for c in configs], dropout, strict=True)
         ]
         self.rows = list(range(len(self.members)))  # the member in each packed row
         self.drop = MemberDropout([m.dropout for m in self.members])
