@@ -22,7 +22,7 @@ from awr.data.batches import (
 from awr.models.registry import build_model, count_parameters
 from awr.train.packed import FAILED, PackedTrainer, PackEpoch
 from awr.train.trainer import EpochRecord, epoch_line
-from awr.trial import TrialResult, best_state_ranks, capture_attention, load_data, resolve_groups
+from awr.trial import TrialResult, best_state_ranks, capture_attention, load_data
 
 
 @dataclass
@@ -112,12 +112,11 @@ def run_packed_trials(
     device = torch.device(configs[0].device)
     check_pack(configs)
     data = load_data(configs[0], data_dir)
-    groups = resolve_groups(configs[0], data).length_groups
-    configs = [config.replace(length_groups=groups) for config in configs]
     train = build_train_tensors(data, configs[0].max_len, device)
     valid = build_eval_tensors(data, configs[0].max_len, "valid", device)
     test = build_eval_tensors(data, configs[0].max_len, "test", device)
     trainer = packed_trainer(configs, train, valid, data.num_items)
+    configs = [member.config for member in trainer.members]  # length groups resolved
     outcomes: dict[int, Outcome] = {}
     if checkpoint is not None:
         trainer.load_state(checkpoint["trainer"])

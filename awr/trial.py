@@ -23,8 +23,9 @@ from awr.data.datasets import SequenceData, load_dataset
 from awr.data.synthetic import planted_dataset
 from awr.eval.evaluate import user_ranks
 from awr.eval.ranks import UserRanks
+from awr.models.contract import Recommender
 from awr.models.registry import build_model, count_parameters
-from awr.train.length_groups import resolve_length_groups
+from awr.train.length_groups import with_resolved_groups
 from awr.train.trainer import EpochCallback, EpochRecord, Trainer
 
 CAPTURE_POSITIONS = 15
@@ -65,44 +66,35 @@ def load_data(config: TrialConfig, data_dir: str | None = None) -> SequenceData:
 
 
 def capture_attention(
-    model: torch.nn.Module, inputs: torch.Tensor, positions: int = CAPTURE_POSITIONS
+    model: Recommender, inputs: torch.Tensor, positions: int = CAPTURE_POSITIONS
 ) -> dict[str, np.ndarray]:
     """Each layer's A and refined A' for the last `positions` positions of `inputs` (B, L):
-    arrays `layer{i}_A`, `layer{i}_refined` of shape (B, H, positions, positions)."""
-    layers = model.attention_layers()
-    for layer in layers:
-        layer.captured = []
-    trim, model.trim_padding = model.trim_padding, False  # full (L, L) maps for every user
-    try:
-        with torch.inference_mode():
-            model.eval()
-            model.score_all(inputs)
-        arrays: dict[str, np.ndarray] = {}
-        for index, layer in enumerate(layers):
-            attn, refined = layer.captured[0]
-            arrays[f"layer{index}_A"] = attn[..., -positions:, -positions:].float().cpu().numpy()
-            if not layer.refinement.is_identity:
-                window = refined[..., -positions:, -positions:]
-                arrays[f"layer{index}_refined"] = window.float().cpu().numpy()
-        return arrays
-    finally:
-        model.trim_padding = trim
-        for layer in layers:
-            layer.captured = None
+    arrays `layer{i}_A`, `layer{i}_refined` (the latter only where the layer refines) of shape
+    (B, H, positions, positions), from full (L, L) maps of every user (no padding trim)."""
+    with model.untrimmed(), model.capturing() as maps, torch.inference_mode():
+        model.eval()
+        model.score_all(inputs)
+    arrays: dict[str, np.ndarray] = {}
+    for index, (layer, records) in enumerate(zip(model.attention_layers(), maps, strict=True)):
+        attn, refined = records[0]
+        arrays[f"layer{index}_A"] = attn[..., -positions:, -positions:].float().cpu().numpy()
+        if not layer.refinement.is_identity:
+            window = refined[..., -positions:, -positions:]
+            arrays[f"layer{index}_refined"] = window.float().cpu().numpy()
+    return arrays
 
 
 def resolve_groups(config: TrialConfig, data: SequenceData) -> TrialConfig:
-    """`config` with length_groups 0 (auto) resolved from the training rows of `data`: what a
-    trial records and uses (awr/train/length_groups.py)."""
+    """`config` with length_groups 0 (auto) resolved from the training rows of `data`, before
+    any tensor is built: the groups its run will use (the trainers resolve them the same way
+    from their tensors: awr/train/length_groups.py)."""
     lengths = train_row_lengths(data, config.max_len)
-    groups = resolve_length_groups(
-        config.length_groups, config.device, config.batch_size, lengths, config.max_len
-    )
-    return config.replace(length_groups=groups)
+    return with_resolved_groups(config, lengths, config.device)
 
 
 def planned_length_groups(config: TrialConfig, data_dir: str | None = None) -> int:
-    """The length groups `run_trial(config)` will use (loads the data)."""
+    """The length groups `run_trial(config)` will use (loads the data): what a sweep records
+    before the run starts."""
     return resolve_groups(config, load_data(config, data_dir)).length_groups
 
 
@@ -123,12 +115,12 @@ def run_trial(
     started = time.perf_counter()
     device = torch.device(config.device)
     data = load_data(config, data_dir)
-    config = resolve_groups(config, data)
     train = build_train_tensors(data, config.max_len, device)
     valid = build_eval_tensors(data, config.max_len, "valid", device)
     torch.manual_seed(config.seed)
     model = build_model(config, data.num_items).to(device)
     trainer = Trainer(model, config, train, valid, data.num_items)
+    config = trainer.config  # length groups resolved
     if checkpoint is not None:
         trainer.load_state(checkpoint)
     state = trainer.fit(callback, log)
@@ -154,7 +146,7 @@ def run_trial(
 
 
 def best_state_ranks(
-    model: torch.nn.Module, valid: EvalTensors, test: EvalTensors, batch_size: int
+    model: Recommender, valid: EvalTensors, test: EvalTensors, batch_size: int
 ) -> UserRanks:
     """Per-user ranks of the model as it is (the best-validation state): the validation ranks
     again (they give back the best epoch's validation metrics) and the test ranks, scored

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import split_helpers
 
 from awr.data import split
 from awr.data.datasets import SequenceData, load_dataset
@@ -25,7 +26,7 @@ def pairs(sample: tuple[np.ndarray, np.ndarray]) -> tuple[list[int], list[int]]:
 
 
 def test_training_samples(tiny: SequenceData) -> None:
-    got = [pairs(split.train_sample(s)) for s in tiny.sequences]
+    got = [pairs(split_helpers.train_sample(s)) for s in tiny.sequences]
     assert got == [
         ([5, 1, 7], [1, 7, 3]),  # n=6: seq[:-3], seq[1:-2]
         ([], []),  # n=1: nothing
@@ -37,15 +38,15 @@ def test_training_samples(tiny: SequenceData) -> None:
 
 
 def test_eval_samples(tiny: SequenceData) -> None:
-    assert split.eval_users(tiny).tolist() == [0, 3, 4]
-    valid = [split.eval_sample(tiny.sequences[u], "valid") for u in (0, 3, 4)]
-    test = [split.eval_sample(tiny.sequences[u], "test") for u in (0, 3, 4)]
+    assert split_helpers.eval_users(tiny).tolist() == [0, 3, 4]
+    valid = [split_helpers.eval_sample(tiny.sequences[u], "valid") for u in (0, 3, 4)]
+    test = [split_helpers.eval_sample(tiny.sequences[u], "test") for u in (0, 3, 4)]
     assert [(x.tolist(), t) for x, t in valid] == [([5, 1, 7, 3], 9), ([6], 3), ([9, 8], 7)]
     assert [(x.tolist(), t) for x, t in test] == [([5, 1, 7, 3, 9], 2), ([6, 3], 1), ([9, 8, 7], 6)]
     users, k = split.eval_input_lengths(split.lengths(tiny), "test")
     assert (users.tolist(), k.tolist()) == ([0, 3, 4], [5, 2, 3])
     with pytest.raises(ValueError, match="not evaluated"):
-        split.eval_sample(tiny.sequences[2], "valid")
+        split_helpers.eval_sample(tiny.sequences[2], "valid")
     with pytest.raises(ValueError, match="split must be"):
         split.eval_input_lengths(split.lengths(tiny), "train")  # type: ignore[arg-type]
 
@@ -56,9 +57,9 @@ def test_no_leakage_on_ml1m(data_dir: Path, tmp_path: Path) -> None:
     k = split.train_input_lengths(lengths)
     assert (k == lengths - 3).all()  # every ML-1M user has >= 18 items
     for seq in data.sequences[::97]:
-        inputs, targets = split.train_sample(seq)
-        valid_in, valid_t = split.eval_sample(seq, "valid")
-        test_in, test_t = split.eval_sample(seq, "test")
+        inputs, targets = split_helpers.train_sample(seq)
+        valid_in, valid_t = split_helpers.eval_sample(seq, "valid")
+        test_in, test_t = split_helpers.eval_sample(seq, "test")
         seen_in_training = set(inputs.tolist()) | set(targets.tolist())
         assert valid_t not in seen_in_training and test_t not in seen_in_training
         assert len(set(seq.tolist())) == len(seq)  # no repeats, so the sets below are disjoint

@@ -10,7 +10,7 @@ import torch
 from awr.config import TrialConfig
 from awr.data.batches import build_eval_tensors
 from awr.data.synthetic import random_sequences
-from awr.eval.evaluate import batch_ranks, length_order, masked_ranks, user_ranks
+from awr.eval.evaluate import length_order, masked_ranks, user_ranks
 from awr.eval.metrics import target_ranks
 from awr.models.registry import build_model
 from awr.models.scoring import factor_scores, has_factors
@@ -24,7 +24,8 @@ def reference_ranks(model: torch.nn.Module, tensors, batch_size: int) -> torch.T
     ranks = torch.empty_like(tensors.targets)
     with torch.inference_mode():
         for rows in length_order(tensors).split(batch_size):
-            ranks[rows] = batch_ranks(model, tensors, rows)
+            scores = model.score_all(tensors.inputs[rows]).float()
+            ranks[rows] = masked_ranks(scores, tensors, rows)
     return ranks
 
 

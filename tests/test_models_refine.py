@@ -275,8 +275,8 @@ def test_extra_parameters_formula_values():
 
 
 def test_unknown_mechanism_lists_valid_names():
-    with pytest.raises(ConfigError) as info:
-        build_refinement("bogus", 8, 2)
+    with pytest.raises(ConfigError) as info:  # the config checks it; build_refinement trusts it
+        TrialConfig(mechanism="bogus")
     message = str(info.value)
     assert "bogus" in message
     for name in MECHANISMS:

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from model_helpers import encode
 from torch.nn import functional as F
 from torch.testing import assert_close
 
@@ -67,11 +68,11 @@ def test_fused_path_equals_explicit_path(monkeypatch):
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", counting)
     with torch.no_grad():
-        fused = model.encode(IDS)
+        fused = encode(model, IDS)
         assert len(calls) == 2  # the fused kernel ran once per layer
         for layer in model.attention_layers():
             layer.captured = []
-        explicit = model.encode(IDS)
+        explicit = encode(model, IDS)
         assert len(calls) == 2  # ... and not on the explicit path
     for layer in model.attention_layers():
         assert len(layer.captured) == 1
@@ -139,7 +140,7 @@ def reference_sasrec(model, ids):
 def test_none_matches_plain_sasrec_reference(num_layers):
     model = build(seed=5, num_layers=num_layers)
     with torch.no_grad():
-        got = model.encode(IDS)
+        got = encode(model, IDS)
     expected = reference_sasrec(model, IDS)
     valid = IDS > 0
     assert_close(got[valid].double(), expected[valid], rtol=0, atol=1e-5)
@@ -151,7 +152,7 @@ def test_reference_detects_a_wrong_scale():
     expected = reference_sasrec(model, IDS)
     with torch.no_grad():
         model.blocks[0].attention.query.weight.mul_(10.0)
-        got = model.encode(IDS)
+        got = encode(model, IDS)
     valid = IDS > 0
     assert (got[valid].double() - expected[valid]).abs().max().item() > 1e-3
 
@@ -166,14 +167,14 @@ def test_causality_by_perturbation(mechanism, per_head):
     enlarge_refinement(model)
     generator = torch.Generator().manual_seed(4)
     with torch.no_grad():
-        base = model.encode(IDS)
+        base = encode(model, IDS)
         for t in range(MAX_LEN - 1):
             changed = IDS.clone()
             later = changed[:, t + 1 :]
             shift = torch.randint(1, NUM_ITEMS, later.shape, generator=generator)
             changed[:, t + 1 :] = (later - 1 + shift) % NUM_ITEMS + 1  # another item id
             assert (changed[:, t + 1 :] != IDS[:, t + 1 :]).all()
-            out = model.encode(changed)
+            out = encode(model, changed)
             assert_close(out[:, : t + 1], base[:, : t + 1], rtol=0, atol=1e-6)
             after = (out[:, t + 1 :] - base[:, t + 1 :]).abs().amax(-1)  # (B, L - t - 1)
             assert after.min().item() > 1e-4
@@ -216,7 +217,7 @@ def log_sigmoid(x: float) -> float:
 def test_bce_loss_by_hand():
     model = build(seed=8, mechanism="simple")
     with torch.no_grad():
-        hidden = model.encode(INPUTS)
+        hidden = encode(model, INPUTS)
         got = model.loss(INPUTS, TARGETS, NEGATIVES).item()
     emb = model.item_embedding.weight.detach()
     terms = []
@@ -235,7 +236,7 @@ def test_bce_loss_by_hand():
 def test_ce_loss_equals_cross_entropy_over_items():
     model = build(seed=9, loss="ce", mechanism="value")
     with torch.no_grad():
-        hidden = model.encode(INPUTS)
+        hidden = encode(model, INPUTS)
         got = model.loss(INPUTS, TARGETS, NEGATIVES)
     valid = TARGETS > 0
     logits = hidden[valid] @ model.item_embedding.weight.detach()[1:].T  # items 1..N
@@ -254,7 +255,7 @@ def test_score_all_is_last_position_dot_products():
     model = build(seed=10, mechanism="additive", additive_mix="learned")
     with torch.no_grad():
         scores = model.score_all(IDS)
-        last = model.encode(IDS)[:, -1]
+        last = encode(model, IDS)[:, -1]
     emb = model.item_embedding.weight.detach()
     assert scores.shape == (3, NUM_ITEMS + 1)
     for b in range(3):

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from model_helpers import encode
 from torch.testing import assert_close
 
 from awr.config import MECHANISMS_BY_BACKBONE, TrialConfig
@@ -76,7 +77,7 @@ def test_score_all_is_negative_w2_to_each_item(mechanism):
     model = build(seed=4, mechanism=mechanism)
     with torch.no_grad():
         scores = model.score_all(IDS)
-        mean, cov = model.encode(IDS)
+        mean, cov = encode(model, IDS)
     e_mu = model.item_mean.weight.detach()
     e_sigma = model.item_cov.weight.detach()
     assert scores.shape == (3, NUM_ITEMS + 1)
@@ -103,7 +104,7 @@ def test_bpr_plus_pvn_loss_by_hand(pvn_weight, mechanism):
     model = build(seed=6, pvn_weight=pvn_weight, mechanism=mechanism)
     with torch.no_grad():
         got = model.loss(INPUTS, TARGETS, NEGATIVES).item()
-        mean, cov = model.encode(INPUTS)
+        mean, cov = encode(model, INPUTS)
         bpr_terms, pvn_terms = [], []
         for b in range(2):
             for i in range(MAX_LEN):
@@ -138,7 +139,7 @@ def test_ce_loss_over_negative_distances():
     model = build(seed=2, loss="ce")
     with torch.no_grad():
         got = model.loss(INPUTS, TARGETS, NEGATIVES).item()
-        mean, cov = model.encode(INPUTS)
+        mean, cov = encode(model, INPUTS)
         terms = []
         for b in range(2):
             for i in range(MAX_LEN):
@@ -161,14 +162,14 @@ def test_ce_loss_over_negative_distances():
 def test_released_code_mean_skips_attention(num_layers):
     model = build(seed=3, num_layers=num_layers, stosa_released_code=True)
     with torch.no_grad():
-        mean, cov = model.encode(IDS)
+        mean, cov = encode(model, IDS)
         embed_mean, embed_cov = model.embed(IDS)
     assert torch.equal(mean, embed_mean)
     assert (cov - embed_cov).abs().max().item() > 1e-2
 
     default = build(seed=3, num_layers=num_layers)
     with torch.no_grad():
-        default_mean, default_cov = default.encode(IDS)
+        default_mean, default_cov = encode(default, IDS)
         default_embed_mean, _ = default.embed(IDS)
     assert torch.equal(default_embed_mean, embed_mean)  # same seed, same parameters
     valid = IDS > 0
@@ -191,7 +192,7 @@ def test_attention_rows_sum_to_one_on_valid_queries(mechanism):
     for layer in model.attention_layers():
         layer.captured = []
     with torch.no_grad():
-        model.encode(IDS)
+        encode(model, IDS)
     valid = (IDS > 0)[:, None, :].expand(3, 2, MAX_LEN)
     for layer in model.attention_layers():
         assert len(layer.captured) == 1
@@ -214,7 +215,7 @@ def test_first_layer_attention_matches_loop_reference():
     layer = model.attention_layers()[0]
     layer.captured = []
     with torch.no_grad():
-        model.encode(IDS)
+        encode(model, IDS)
         attn = layer.captured[0][0]
         mean, cov = model.embed(IDS)
         q_mu, k_mu = layer.mean_qkv[0](mean), layer.mean_qkv[1](mean)
@@ -254,14 +255,14 @@ def test_causality_by_perturbation(mechanism, released):
     enlarge_refinement(model)
     generator = torch.Generator().manual_seed(4)
     with torch.no_grad():
-        base_mean, base_cov = model.encode(IDS)
+        base_mean, base_cov = encode(model, IDS)
         for t in range(MAX_LEN - 1):
             changed = IDS.clone()
             later = changed[:, t + 1 :]
             shift = torch.randint(1, NUM_ITEMS, later.shape, generator=generator)
             changed[:, t + 1 :] = (later - 1 + shift) % NUM_ITEMS + 1  # another item id
             assert (changed[:, t + 1 :] != IDS[:, t + 1 :]).all()
-            mean, cov = model.encode(changed)
+            mean, cov = encode(model, changed)
             for out, base in ((mean, base_mean), (cov, base_cov)):
                 assert_close(out[:, : t + 1], base[:, : t + 1], rtol=0, atol=1e-6)
                 after = (out[:, t + 1 :] - base[:, t + 1 :]).abs().amax(-1)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from model_helpers import encode
 
 from awr.config import MECHANISMS_BY_BACKBONE, TrialConfig
 from awr.models.attention import wasserstein_distance_matrix
@@ -33,7 +34,7 @@ def test_trimmed_window_equals_full_window(backbone, mechanism, per_head):
     outputs = {}
     for trim in (True, False):
         model.trim_padding = trim
-        encoded = model.encode(ids)
+        encoded = encode(model, ids)
         encoded = encoded if isinstance(encoded, tuple) else (encoded,)
         outputs[trim] = [e[ids > 0] for e in encoded]
         outputs[trim] += [model.score_all(ids), model.loss(ids, targets, negatives)[None]]
@@ -60,9 +61,9 @@ def test_score_all_last_position_path_equals_full_encode(backbone, mechanism, re
     ids[0, :4] = 0
     with torch.no_grad():
         if backbone == "sasrec":
-            expected = model.encode(ids)[:, -1] @ model.item_embedding.weight.T
+            expected = encode(model, ids)[:, -1] @ model.item_embedding.weight.T
         else:
-            mean, cov = model.encode(ids)
+            mean, cov = encode(model, ids)
             item_mean, item_cov = model.item_gaussians_all()
             expected = -wasserstein_distance_matrix(mean[:, -1], cov[:, -1], item_mean, item_cov)
         torch.testing.assert_close(model.score_all(ids), expected, atol=1e-5, rtol=1e-5)

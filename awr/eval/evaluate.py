@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from awr.data.batches import EvalTensors
 from awr.eval.metrics import metrics_from_ranks, target_ranks
-from awr.models.scoring import factor_scores, has_factors
+from awr.models.contract import Recommender
+from awr.models.scoring import FactorScorer, factor_scores, has_factors
 
 BatchScorer = Callable[[Tensor], Tensor]  # (B, L) input ids -> (B, N+1) writable scores
 
@@ -52,12 +53,7 @@ def masked_ranks(
     return target_ranks(scores, targets)
 
 
-def batch_ranks(model: nn.Module, tensors: EvalTensors, rows: Tensor) -> Tensor:
-    """Ranks of the targets of `rows` scored by `model.score_all` (the reference path)."""
-    return masked_ranks(model.score_all(tensors.inputs[rows]).float(), tensors, rows)
-
-
-def factor_scorer(model: nn.Module, batch_size: int) -> BatchScorer:
+def factor_scorer(model: FactorScorer, batch_size: int) -> BatchScorer:
     """Scores of a batch as the product of its query factors and the item factors, without
     the model's ceiling (masked_ranks applies it to the target alone), into one buffer: the
     item factors (N+1, K) are built once, the (N+1, batch_size) buffer is allocated once (a
@@ -81,7 +77,7 @@ def length_order(tensors: EvalTensors) -> Tensor:
 
 
 @torch.inference_mode()
-def user_ranks(model: nn.Module, tensors: EvalTensors, batch_size: int = 1024) -> Tensor:
+def user_ranks(model: Recommender, tensors: EvalTensors, batch_size: int = 1024) -> Tensor:
     """The target's rank for every evaluated user, (U_eval,) int64 in the tensors' row order
     (batches run in length order); leaves the model in eval mode."""
     model.eval()
@@ -97,6 +93,6 @@ def user_ranks(model: nn.Module, tensors: EvalTensors, batch_size: int = 1024) -
     return ranks
 
 
-def evaluate(model: nn.Module, tensors: EvalTensors, batch_size: int = 1024) -> dict[str, float]:
+def evaluate(model: Recommender, tensors: EvalTensors, batch_size: int = 1024) -> dict[str, float]:
     """Mean Recall@k, NDCG@k and MRR over the evaluated users; leaves the model in eval mode."""
     return metrics_from_ranks(user_ranks(model, tensors, batch_size))

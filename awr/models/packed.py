@@ -19,10 +19,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from awr.models.contract import Recommender
 
-def stack_members(models: Sequence[nn.Module]) -> nn.Module:
+
+def stack_members(models: Sequence[Recommender]) -> nn.Module:
     """A copy of models[0] whose every parameter is the members' parameters stacked: (K, *shape).
-    The members must share one architecture (same parameter names and shapes)."""
+    The members must share one architecture (same parameter names and shapes). The copy keeps
+    its Recommender's attributes (config, trim_padding, layers) but not its contract: its
+    forward passes are awr/models/packed_backbones.py's, its members load back into
+    Recommenders (`member_state`)."""
     names = [name for name, _ in models[0].named_parameters()]
     for model in models[1:]:
         shapes = [(n, p.shape) for n, p in model.named_parameters()]
@@ -53,10 +58,6 @@ def keep_members(packed: nn.Module, rows: Sequence[int]) -> None:
     index = torch.as_tensor(list(rows), dtype=torch.long)
     for name, parameter in list(packed.named_parameters()):
         _set_parameter(packed, name, parameter.detach()[index.to(parameter.device)])
-
-
-def pack_size(packed: nn.Module) -> int:
-    return next(packed.parameters()).shape[0]
 
 
 def member_norms(model: nn.Module) -> torch.Tensor:

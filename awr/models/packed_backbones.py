@@ -3,7 +3,7 @@ members at once, op for op as SASRec.loss and STOSA.loss, on activations with a 
 axis: ids (K, B, L), hidden states (K, B, l, D), attention weights (K, B, H, l, l).
 
 The score functions, masks, refinements and loss formulas are the backbones' own (pure
-functions of awr/models/attention.py, refine.py and awr/train/loss.py); only the parametric
+functions of awr/models/attention.py, refine.py and loss.py); only the parametric
 layers are the packed ones. The leading columns that are padding in every row of every member
 are skipped, as the backbones skip them per batch (outputs unchanged). Dropout draws come from
 each member's own generator (`MemberDropout`). Evaluation does not run here: a member's
@@ -18,16 +18,15 @@ from torch.nn import functional as F
 
 from awr.models.attention import (
     attention_mask,
-    dot_product_scores,
     masked_softmax,
     padding_columns,
     wasserstein_distance,
     wasserstein_distance_matrix,
 )
+from awr.models.loss import bce_loss, ce_loss, stosa_loss
 from awr.models.packed import MemberDropout, embedding, layer_norm, linear, refine
 from awr.models.sasrec import SASRec, SelfAttention
 from awr.models.stosa import STOSA, STOSALayer, positive
-from awr.train.loss import bce_loss, ce_loss, stosa_loss
 
 MEMBER_DIMS = (1, 2)  # the (B, l) axes of (K, B, l): one mean per member
 
@@ -100,7 +99,7 @@ def sasrec_attention(
     k = split_heads(linear(att.key, x), heads)
     v = split_heads(linear(att.value, x), heads)
     attn_p = att.attn_dropout.p if drop.training else 0.0
-    if att.refinement.is_identity and att.score_fn is dot_product_scores and attn_p == 0.0:
+    if att.fused and att.refinement.is_identity and attn_p == 0.0:
         additive = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
         additive.masked_fill_(~mask, torch.finfo(q.dtype).min)
         flat = [t.flatten(0, 1) for t in (q, k, v, additive)]  # SDPA wants (N, H, l, d)

@@ -24,7 +24,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from awr.config import ConfigError
 from awr.models.attention import masked_softmax, wasserstein_scores
 
 ALL_ROWS = slice(None)
@@ -157,9 +156,8 @@ REFINEMENTS: dict[str, type[Refinement]] = {
 def build_refinement(
     name: str, max_len: int, num_heads: int, per_head: bool = False, learned_mix: bool = False
 ) -> Refinement:
-    """One refinement module for one attention layer; an unknown name lists the valid ones."""
-    if name not in REFINEMENTS:
-        raise ConfigError(f"unknown mechanism {name!r}; valid: {', '.join(REFINEMENTS)}")
+    """One refinement module for one attention layer; `name` is a TrialConfig.mechanism
+    (validated there: an unknown one is a ConfigError listing the valid names)."""
     if name == "additive":
         return AdditiveRefinement(max_len, num_heads, per_head, learned_mix)
     return REFINEMENTS[name](max_len, num_heads, per_head)

@@ -1,35 +1,32 @@
-"""build_model(config, num_items): the backbone with its score function and refinement handed in."""
+"""build_model(config, num_items): the backbone with its score function and refinement handed in
+(a Recommender: awr/models/contract.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from torch import nn
 
-from awr.config import MECHANISMS_BY_BACKBONE, ConfigError, TrialConfig
+from awr.config import TrialConfig
 from awr.models.attention import dot_product_scores, wasserstein_scores
+from awr.models.contract import Recommender
 from awr.models.refine import build_refinement
 from awr.models.sasrec import SASRec
 from awr.models.stosa import STOSA
 
-BACKBONES = {
-    "sasrec": (SASRec, dot_product_scores),
-    "stosa": (STOSA, wasserstein_scores),
+# backbone -> the class with its score function (and whether the fused kernel may compute it)
+BACKBONES: dict[str, Callable[..., Recommender]] = {
+    "sasrec": partial(SASRec, score_fn=dot_product_scores, fused=True),
+    "stosa": partial(STOSA, score_fn=wasserstein_scores),
 }
 
 
-def build_model(config: TrialConfig, num_items: int) -> nn.Module:
-    """The model for `config`; an unknown backbone or a mechanism that does not fit it is a
-    ConfigError that lists the valid names."""
-    if config.backbone not in BACKBONES:
-        raise ConfigError(f"unknown backbone {config.backbone!r}; valid: {', '.join(BACKBONES)}")
-    allowed = MECHANISMS_BY_BACKBONE[config.backbone]
-    if config.mechanism not in allowed:
-        raise ConfigError(
-            f"mechanism={config.mechanism} does not fit backbone={config.backbone}; "
-            f"valid: {', '.join(allowed)}"
-        )
-    model_class, score_fn = BACKBONES[config.backbone]
+def build_model(config: TrialConfig, num_items: int) -> Recommender:
+    """The model for `config` (validated again: an unknown backbone or a mechanism that does
+    not fit it is the config's own ConfigError, which lists the valid names, even for a config
+    altered after it was made)."""
+    config = config.replace()  # a new TrialConfig: validated again
     factory = partial(
         build_refinement,
         config.mechanism,
@@ -38,7 +35,7 @@ def build_model(config: TrialConfig, num_items: int) -> nn.Module:
         per_head=config.refine_per_head,
         learned_mix=config.additive_mix == "learned",
     )
-    return model_class(config, num_items, factory, score_fn)
+    return BACKBONES[config.backbone](config, num_items, factory)
 
 
 def count_parameters(model: nn.Module) -> int:

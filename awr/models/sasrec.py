@@ -8,7 +8,8 @@ score: dot product of a position's output with the item embedding.
 
 The attention score function and the refinement mechanism are handed in, so that the weights
 A (B, H, L, L) are explicit and a mechanism can replace them (awr/models/refine.py). With no
-mechanism and no capture, the fused scaled_dot_product_attention kernel computes the same thing.
+mechanism and no capture, `fused` layers (the registry sets it where the score function is the
+scaled dot product) compute the same thing with the scaled_dot_product_attention kernel.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from awr.models.attention import (
     masked_softmax,
     padding_columns,
 )
+from awr.models.contract import Backbone
+from awr.models.loss import bce_loss, ce_loss
 from awr.models.refine import Refinement
-from awr.models.scoring import factor_scores
-from awr.train.loss import bce_loss, ce_loss
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 RefinementFactory = Callable[[], Refinement]
@@ -47,12 +48,18 @@ def merge_heads(x: Tensor) -> Tensor:
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, config: TrialConfig, score_fn: ScoreFn, refinement: Refinement) -> None:
+    """`fused`: `score_fn` is the scaled dot product, so that without a mechanism and without
+    capture the fused kernel may compute the layer."""
+
+    def __init__(
+        self, config: TrialConfig, score_fn: ScoreFn, refinement: Refinement, fused: bool = False
+    ) -> None:
         super().__init__()
         d = config.hidden_size
         self.num_heads = config.num_heads
         self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.score_fn = score_fn
+        self.fused = fused
         self.refinement = refinement
         self.attn_dropout = nn.Dropout(config.attn_dropout)
         self.dense = nn.Linear(d, d)
@@ -68,8 +75,7 @@ class SelfAttention(nn.Module):
         rows = slice(-1, None) if last_only else slice(None)
         k = split_heads(self.key(x), self.num_heads)  # (B, H, L, d)
         v = split_heads(self.value(x), self.num_heads)
-        plain = self.refinement.is_identity and self.captured is None
-        if plain and self.score_fn is dot_product_scores:
+        if self.fused and self.refinement.is_identity and self.captured is None:
             q = split_heads(self.query(x[:, rows]), self.num_heads)  # (B, H, L or 1, d)
             additive_mask = torch.zeros(mask[..., rows, :].shape, dtype=q.dtype, device=q.device)
             additive_mask.masked_fill_(~mask[..., rows, :], torch.finfo(q.dtype).min)
@@ -106,9 +112,11 @@ class FeedForward(nn.Module):
 
 
 class SASRecBlock(nn.Module):
-    def __init__(self, config: TrialConfig, score_fn: ScoreFn, refinement: Refinement) -> None:
+    def __init__(
+        self, config: TrialConfig, score_fn: ScoreFn, refinement: Refinement, fused: bool = False
+    ) -> None:
         super().__init__()
-        self.attention = SelfAttention(config, score_fn, refinement)
+        self.attention = SelfAttention(config, score_fn, refinement, fused)
         self.ffn = FeedForward(config.hidden_size, config.dropout)
 
     def forward(
@@ -129,35 +137,34 @@ def init_weights(module: nn.Module, mean: float = 0.0, std: float = 0.02) -> Non
         module.bias.data.zero_()
 
 
-class SASRec(nn.Module):
+class SASRec(Backbone):
+    """`fused`: the layers may use the fused kernel (only right where `score_fn` is the scaled
+    dot product; the registry passes it)."""
+
+    score_ceiling = None  # awr/models/scoring.py: the scores are h_u . E[i]
+
     def __init__(
         self,
         config: TrialConfig,
         num_items: int,
         refinement_factory: RefinementFactory,
         score_fn: ScoreFn = dot_product_scores,
+        fused: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(config, num_items)
         d = config.hidden_size
-        self.config = config
-        self.num_items = num_items
         self.item_embedding = nn.Embedding(num_items + 1, d, padding_idx=0)
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.embedding_norm = nn.LayerNorm(d, eps=1e-12)
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            SASRecBlock(config, score_fn, refinement_factory()) for _ in range(config.num_layers)
+            SASRecBlock(config, score_fn, refinement_factory(), fused)
+            for _ in range(config.num_layers)
         )
-        self.trim_padding = True  # skip columns that are padding in every row (same outputs)
         self.apply(init_weights)
 
     def attention_layers(self) -> list[SelfAttention]:
         return [block.attention for block in self.blocks]
-
-    def encode(self, input_ids: Tensor) -> Tensor:
-        """input_ids (B, L) left-padded -> hidden states (B, L, D); skipped columns are 0."""
-        hidden, skipped = self.encode_window(input_ids)
-        return F.pad(hidden, (0, 0, skipped, 0))
 
     def encode_window(self, input_ids: Tensor, last_only: bool = False) -> tuple[Tensor, int]:
         """(B, L) -> hidden states of the last l positions (B, l, D) and the L - l skipped;
@@ -185,8 +192,6 @@ class SASRec(nn.Module):
         neg = (hidden * self.item_embedding(negatives)).sum(-1)
         return bce_loss(pos, neg, valid)
 
-    score_ceiling = None  # awr/models/scoring.py: the scores are h_u . E[i]
-
     def query_factors(self, input_ids: Tensor) -> Tensor:
         """The last position's hidden state: (B, L) -> (B, D)."""
         return self.encode_window(input_ids, last_only=True)[0][:, -1]
@@ -194,7 +199,3 @@ class SASRec(nn.Module):
     def item_factors(self) -> Tensor:
         """The item embedding table (N+1, D)."""
         return self.item_embedding.weight
-
-    def score_all(self, input_ids: Tensor) -> Tensor:
-        """Scores of every item id for the last position: (B, L) -> (B, N+1); column 0 is pad."""
-        return factor_scores(self.query_factors(input_ids), self.item_factors(), None)

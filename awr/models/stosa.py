@@ -38,10 +38,10 @@ from awr.models.attention import (
     wasserstein_query_factors,
     wasserstein_scores,
 )
+from awr.models.contract import Backbone
+from awr.models.loss import ce_loss, stosa_loss
 from awr.models.refine import Refinement
 from awr.models.sasrec import FeedForward, init_weights, merge_heads, split_heads
-from awr.models.scoring import factor_scores
-from awr.train.loss import ce_loss, stosa_loss
 
 GaussianScoreFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 RefinementFactory = Callable[[], Refinement]
@@ -114,7 +114,9 @@ class STOSALayer(nn.Module):
         return self.mean_ffn(mean), positive(self.cov_ffn(cov))
 
 
-class STOSA(nn.Module):
+class STOSA(Backbone):
+    score_ceiling = -MIN_COV  # awr/models/scoring.py: the scores are -W2 <= -MIN_COV
+
     def __init__(
         self,
         config: TrialConfig,
@@ -122,10 +124,8 @@ class STOSA(nn.Module):
         refinement_factory: RefinementFactory,
         score_fn: GaussianScoreFn = wasserstein_scores,
     ) -> None:
-        super().__init__()
+        super().__init__(config, num_items)
         d = config.hidden_size
-        self.config = config
-        self.num_items = num_items
         self.item_mean = nn.Embedding(num_items + 1, d, padding_idx=0)
         self.item_cov = nn.Embedding(num_items + 1, d, padding_idx=0)
         self.position_mean = nn.Embedding(config.max_len, d)
@@ -135,7 +135,6 @@ class STOSA(nn.Module):
         self.layers = nn.ModuleList(
             STOSALayer(config, score_fn, refinement_factory()) for _ in range(config.num_layers)
         )
-        self.trim_padding = True  # skip columns that are padding in every row (same outputs)
         self.apply(partial(init_weights, mean=0.01))  # the released code's init
 
     def attention_layers(self) -> list[WassersteinAttention]:
@@ -149,12 +148,6 @@ class STOSA(nn.Module):
         mean = F.elu(self.embedding_dropout(self.embedding_norm(mean)))
         cov = positive(self.embedding_dropout(self.embedding_norm(cov)))
         return mean, cov
-
-    def encode(self, input_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """input_ids (B, L) left-padded -> sequence Gaussians: mean, cov (B, L, D); skipped
-        columns are 0."""
-        mean, cov, skipped = self.encode_window(input_ids)
-        return F.pad(mean, (0, 0, skipped, 0)), F.pad(cov, (0, 0, skipped, 0))
 
     def encode_window(
         self, input_ids: Tensor, last_only: bool = False
@@ -196,8 +189,6 @@ class STOSA(nn.Module):
             pos_distance, neg_distance, pos_neg_distance, valid, self.config.pvn_weight
         )
 
-    score_ceiling = -MIN_COV  # awr/models/scoring.py: the scores are -W2 <= -MIN_COV
-
     def query_factors(self, input_ids: Tensor) -> Tensor:
         """The last position's Gaussian as -W2's left factors: (B, L) -> (B, 2D + 2)."""
         mean, cov, _ = self.encode_window(input_ids, last_only=True)  # (B, 1, D)
@@ -206,10 +197,6 @@ class STOSA(nn.Module):
     def item_factors(self) -> Tensor:
         """Every item's Gaussian as -W2's right factors: (N+1, 2D + 2)."""
         return wasserstein_item_factors(*self.item_gaussians_all())
-
-    def score_all(self, input_ids: Tensor) -> Tensor:
-        """-W2 of every item id to the last position: (B, L) -> (B, N+1); column 0 is pad."""
-        return factor_scores(self.query_factors(input_ids), self.item_factors(), self.score_ceiling)
 
     def item_gaussians_all(self) -> tuple[Tensor, Tensor]:
         return self.item_mean.weight, positive(self.item_cov.weight)

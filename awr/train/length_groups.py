@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from awr.config import TrialConfig
+
 GROUP_CHOICES = (1, 2, 4, 8, 16, 32)
 SUB_BATCH_COST = {"cpu": 400.0, "cuda": 25_000.0}  # positions; other devices: as CUDA
 SAMPLE_BATCHES = 32
@@ -78,6 +80,19 @@ def auto_length_groups(
     return min(costs, key=lambda groups: (costs[groups], groups))
 
 
+def with_resolved_groups(
+    config: TrialConfig, lengths: np.ndarray, device: torch.device | str
+) -> TrialConfig:
+    """`config` with length_groups 0 (auto) resolved from its training rows' `lengths` (valid
+    positions per row) on `device`: what a run trains with and records. The one resolver:
+    Trainer and PackedTrainer call it on their training tensors, and awr.trial.resolve_groups
+    on the data when a sweep needs the number before the run starts."""
+    groups = resolve_length_groups(
+        config.length_groups, device, config.batch_size, lengths, config.max_len
+    )
+    return config.replace(length_groups=groups)
+
+
 def resolve_length_groups(
     length_groups: int,
     device: torch.device | str,
@@ -86,7 +101,8 @@ def resolve_length_groups(
     max_len: int,
 ) -> int:
     """TrialConfig.length_groups with 0 (auto) resolved from the training rows' lengths
-    (valid positions per row, e.g. awr.data.batches.train_row_lengths)."""
+    (valid positions per row, e.g. awr.data.batches.train_row_lengths); the rule that
+    `with_resolved_groups` applies to a config."""
     if length_groups:
         return length_groups
     return auto_length_groups(lengths, batch_size, max_len, device)

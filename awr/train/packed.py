@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from awr.config import TrialConfig
 from awr.data.batches import EvalTensors, TrainTensors, sample_negatives
 from awr.eval.evaluate import evaluate
+from awr.models.contract import Recommender
 from awr.models.packed import (
     MemberDropout,
     keep_members,
@@ -47,7 +47,7 @@ from awr.train.trainer import (
     advance,
     fit_state_dict,
     fit_state_from_dict,
-    row_counts_and_groups,
+    resolved_rows,
 )
 
 ACTIVE, STOPPED, FAILED = "active", "stopped", "failed"
@@ -78,18 +78,20 @@ class PackedTrainer:
     """`models[k]` is member k's freshly built model (its init) and `dropout[k]` its dropout
     generator, for `configs` that differ only in seed (awr.packed_trial.packed_trainer builds
     and checks them); models[0] then serves as the evaluation model into which a member's
-    parameters are loaded."""
+    parameters are loaded. The members' configs are kept with their length groups resolved,
+    as Trainer resolves them."""
 
     def __init__(
         self,
-        models: Sequence[nn.Module],
+        models: Sequence[Recommender],
         configs: Sequence[TrialConfig],
         dropout: Sequence[torch.Generator],
         train: TrainTensors,
         valid: EvalTensors,
         num_items: int,
     ) -> None:
-        self.config = config = configs[0]
+        self.valid_counts, config = resolved_rows(configs[0], train)
+        self.config, self.length_groups = config, config.length_groups
         self.model = stack_members(models)
         self.scratch = models[0]
         self.train_tensors = train
@@ -97,8 +99,8 @@ class PackedTrainer:
         self.num_items = num_items
         device = train.inputs.device
         self.members = [
-            Member(c, torch.Generator(device=device).manual_seed(c.seed), generator)
-            for c, generator in zip(configs, dropout, strict=True)
+            Member(config.replace(seed=seed), torch.Generator(device=device).manual_seed(seed), g)
+            for seed, g in zip([c.seed for c in configs], dropout, strict=True)
         ]
         self.rows = list(range(len(self.members)))  # the member in each packed row
         self.drop = MemberDropout([m.dropout for m in self.members])
@@ -107,7 +109,6 @@ class PackedTrainer:
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
-        self.valid_counts, self.length_groups = row_counts_and_groups(config, train)
 
     def adam(self) -> torch.optim.Adam:
         c = self.config
@@ -175,7 +176,7 @@ class PackedTrainer:
             batch_loss += weighted.detach().float()
         return batch_loss
 
-    def evaluation_model(self, index: int, best: bool = False) -> nn.Module:
+    def evaluation_model(self, index: int, best: bool = False) -> Recommender:
         """The evaluation model holding member `index`'s parameters: its current ones, or with
         `best` its best state (the current ones when it never had one)."""
         state = self.members[index].state

@@ -18,7 +18,8 @@ from awr.data.batches import EvalTensors, TrainTensors, sample_negatives, split_
 from awr.eta import fit_epochs_left, format_duration
 from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
-from awr.train.length_groups import resolve_length_groups
+from awr.models.contract import Recommender
+from awr.train.length_groups import with_resolved_groups
 from awr.train.optim import SparseEmbeddingGrads, adam
 
 
@@ -148,18 +149,11 @@ def fit_state_from_dict(values: dict[str, Any]) -> FitState:
     return FitState(**fit)
 
 
-def row_counts_and_groups(config: TrialConfig, train: TrainTensors) -> tuple[torch.Tensor, int]:
-    """The loss positions of each training row (U_train,) and the step's length groups
-    (config.length_groups, 0 = auto resolved from those counts: awr/train/length_groups.py)."""
+def resolved_rows(config: TrialConfig, train: TrainTensors) -> tuple[torch.Tensor, TrialConfig]:
+    """The loss positions of each training row (U_train,) and `config` with its length groups
+    resolved from those counts (0 = auto: awr/train/length_groups.py)."""
     counts = (train.targets > 0).sum(1)
-    groups = resolve_length_groups(
-        config.length_groups,
-        train.inputs.device,
-        config.batch_size,
-        counts.cpu().numpy(),
-        config.max_len,
-    )
-    return counts, groups
+    return counts, with_resolved_groups(config, counts.cpu().numpy(), train.inputs.device)
 
 
 def global_grad_norm(model: nn.Module) -> float:
@@ -169,16 +163,20 @@ def global_grad_norm(model: nn.Module) -> float:
 
 
 class Trainer:
+    """Trains `model` on `train`, selecting on `valid`. `config` is the trial's; `self.config`
+    is it with its length groups resolved (what the trial records)."""
+
     def __init__(
         self,
-        model: nn.Module,
+        model: Recommender,
         config: TrialConfig,
         train: TrainTensors,
         valid: EvalTensors,
         num_items: int,
     ) -> None:
         self.model = model
-        self.config = config
+        self.valid_counts, self.config = resolved_rows(config, train)
+        self.length_groups = self.config.length_groups
         self.train_tensors = train
         self.valid_tensors = valid
         self.num_items = num_items
@@ -190,7 +188,6 @@ class Trainer:
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
         )
-        self.valid_counts, self.length_groups = row_counts_and_groups(config, train)
         self.state = FitState()
 
     def train_epoch(self) -> tuple[float, float]:
