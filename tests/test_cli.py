@@ -11,6 +11,7 @@ import pytest
 
 import orchestrate
 from awr.config import TrialConfig
+from awr.store import sqlite_path
 from awr.sweep import Axis, Budget, Cell, Sweep, SweepError
 from awr.sweep.options import dataset_list, with_datasets
 from awr.sweep.plan import Unit, dataset_slug, plan_units
@@ -319,11 +320,9 @@ def test_report_is_written_under_out(
 
 @pytest.mark.slow
 def test_a_real_report_goes_under_out(
-    workdir: Path, capsys: pytest.CaptureFixture, tmp_path_factory: pytest.TempPathFactory
+    workdir: Path, capsys: pytest.CaptureFixture, store_uri: str
 ) -> None:
-    from test_analysis_fakestore import shared_store
-
-    store = Path(shared_store(tmp_path_factory).removeprefix("sqlite:///"))
+    store = sqlite_path(store_uri)
     out = workdir / "runs" / "layers-a"
     out.mkdir(parents=True)
     (out / "mlflow.db").write_bytes(store.read_bytes())  # a copy: the report run lands here

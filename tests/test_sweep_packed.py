@@ -17,9 +17,9 @@ from test_sweep_run import EPOCH_METRICS, TRIAL_TAGS, assert_artifacts
 import awr.sweep.trainable as trainable
 from awr.config import TrialConfig, field_types
 from awr.eval.metrics import METRIC_NAMES
+from awr.store import default_tracking_uri
 from awr.sweep import SweepOptions, execute
 from awr.sweep.pack_trainable import PackReporter
-from awr.tracking import default_tracking_uri
 from awr.train.packed import PackEpoch
 from awr.trial import run_trial
 

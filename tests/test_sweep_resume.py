@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from awr.store import default_tracking_uri
 from awr.sweep.processes import SESSION_FILE, session_processes, start_ticks
-from awr.tracking import default_tracking_uri
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 

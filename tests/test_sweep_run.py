@@ -20,8 +20,8 @@ from test_sweep_fixtures import STAGE2_MECHANISMS, tiny
 from awr.config import TrialConfig
 from awr.eval.metrics import METRIC_NAMES
 from awr.eval.ranks import UserRanks
+from awr.store import default_tracking_uri
 from awr.sweep import SweepError, SweepOptions, execute
-from awr.tracking import default_tracking_uri
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 

@@ -26,6 +26,7 @@ import torch
 from awr.bench import subset_train
 from awr.config import TrialConfig
 from awr.data.batches import build_eval_tensors, build_train_tensors
+from awr.files import write_text_atomic
 from awr.models.registry import build_model
 from awr.packed_trial import packed_trainer
 from awr.train.trainer import Trainer
@@ -118,9 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
         for record in measure(base, ks, args.data_dir, args.epochs, args.rows):
             records.append(record)
-            temporary = args.out.with_suffix(".tmp")
-            temporary.write_text(json.dumps(records, indent=2) + "\n")
-            temporary.replace(args.out)
+            write_text_atomic(args.out, json.dumps(records, indent=2) + "\n")
             print(
                 f"{dataset} L{max_len} {backbone}/{mechanism} K={record['packed_seeds']}: "
                 f"separate {record['separate_sequences_per_second']:.0f} seq/s, packed "
