@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from test_sweep_fixtures import tiny
+from sweep_fixtures import tiny
 from test_sweep_resume import (
     SWEEP,
     launch,
@@ -55,7 +55,7 @@ from awr.train.trainer import EpochRecord
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 
-TINY = "test_sweep_fixtures:tiny"
+TINY = "sweep_fixtures:tiny"
 MiB = 2**20
 
 

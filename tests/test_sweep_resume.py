@@ -22,7 +22,7 @@ from awr.sweep.processes import SESSION_FILE, session_processes, start_ticks
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 
 REPO = Path(__file__).resolve().parents[1]
-SWEEP = "tests.test_sweep_fixtures:resumable"
+SWEEP = "tests.sweep_fixtures:resumable"
 STAGE2_RUNS = {("none", "1"), ("none", "2"), ("simple", "1"), ("simple", "2")}
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
-from test_sweep_fixtures import STAGE2_MECHANISMS, tiny
+from sweep_fixtures import STAGE2_MECHANISMS, tiny
 
 from awr.config import TrialConfig
 from awr.eval.metrics import METRIC_NAMES
