@@ -13,19 +13,12 @@ import pandas as pd
 
 from analysis.markdown import fmt_number
 from analysis.names import BACKBONE_LABELS, MECHANISM_LABELS, ORIGINAL, dataset_label, label
+from analysis.runs import AnalysisError
 from analysis.selection import sort_cells
 from analysis.tables import Table
 from awr.bench.record import BenchRecord
+from awr.models.refine import REFINEMENTS, extra_parameters
 
-# L x L matrices per attention layer that each mechanism adds (docs/models.md, the paper's
-# complexity section): simple 2 L^2, value 3 L^2, additive 2 L^2, stochastic 2 L^2.
-PAPER_MATRICES: dict[str, int] = {
-    "none": 0,
-    "simple": 2,
-    "value": 3,
-    "additive": 2,
-    "stochastic": 2,
-}
 BENCH_KEYS = BenchRecord.required_keys()  # the harness's own record keys, one list for both
 _SETTING = ["backbone", "dataset", "max_len", "hidden_size", "num_layers", "device"]
 
@@ -37,26 +30,25 @@ def paper_extra_params(
     num_heads: int = 1,
     refine_per_head: bool = False,
 ) -> int | None:
-    """Extra parameters by the paper's formula: k L^2 per layer (times heads when the refinement
-    is per head); None for an unknown mechanism."""
-    matrices = PAPER_MATRICES.get(mechanism)
-    if matrices is None:
+    """Extra parameters by the paper's formula, k L^2 per layer for a mechanism of k L x L
+    matrices (times heads when the refinement is per head; `extra_parameters`); None for an
+    unknown mechanism."""
+    if mechanism not in REFINEMENTS:
         return None
-    heads = num_heads if refine_per_head else 1
-    return matrices * max_len * max_len * num_layers * heads
+    return extra_parameters(mechanism, max_len, num_layers, num_heads, refine_per_head)
 
 
 def load_bench(path: Path) -> list[dict[str, Any]]:
-    """Read the benchmark JSON (a list of records); a clear ValueError when it is not one."""
+    """Read the benchmark JSON (a list of records); a clear AnalysisError when it is not one."""
     try:
         records = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read benchmark JSON {path}: {error}") from error
+        raise AnalysisError(f"cannot read benchmark JSON {path}: {error}") from error
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise ValueError(f"benchmark JSON {path} must be a list of records (JSON objects)")
+        raise AnalysisError(f"benchmark JSON {path} must be a list of records (JSON objects)")
     missing = sorted({k for r in records for k in ("backbone", "mechanism") if k not in r})
     if missing:
-        raise ValueError(f"benchmark JSON {path}: records lack {', '.join(missing)}")
+        raise AnalysisError(f"benchmark JSON {path}: records lack {', '.join(missing)}")
     return records
 
 

@@ -14,13 +14,13 @@ from matplotlib.figure import Figure
 from analysis.names import (
     BACKBONE_LABELS,
     MECHANISM_LABELS,
-    MECHANISM_ORDER,
     RANK_CUTOFFS,
     dataset_label,
     label,
     ordered,
-    split_key,
 )
+from awr.config import MECHANISMS
+from awr.schema import TEST, metric_key
 
 DPI = 120
 PANEL_WIDTH = 5.0  # inches per line-plot panel
@@ -34,7 +34,7 @@ Curves = Mapping[str, Mapping[str, pd.Series]]  # backbone -> mechanism -> value
 
 
 def mechanism_color(mechanism: str) -> str:
-    index = MECHANISM_ORDER.index(mechanism) if mechanism in MECHANISM_ORDER else 9
+    index = MECHANISMS.index(mechanism) if mechanism in MECHANISMS else 9
     return f"C{index}"
 
 
@@ -64,14 +64,14 @@ def _panels(n: int) -> tuple[Figure, list[Axes]]:
 def figure_ndcg_at_n(runs: pd.DataFrame, out_path: Path, dataset: str) -> Path:
     """Figure 2: test NDCG@N for N = 1..20 per mechanism (mean over seeds, band = ±1 std),
     one panel per backbone, for one dataset. `runs`: rows of `runs.runs_frame`."""
-    columns = [split_key("test", f"ndcg_{n}") for n in RANK_CUTOFFS]
+    columns = [metric_key(f"ndcg_{n}", TEST) for n in RANK_CUTOFFS]
     runs = runs[runs["dataset"] == dataset]
     backbones = ordered(runs["backbone"], tuple(BACKBONE_LABELS))
     figure, axes = _panels(len(backbones))
     cutoffs = np.array(RANK_CUTOFFS)
     for ax, backbone in zip(axes, backbones, strict=False):
         of_backbone = runs[runs["backbone"] == backbone]
-        for mechanism in ordered(of_backbone["mechanism"], MECHANISM_ORDER):
+        for mechanism in ordered(of_backbone["mechanism"], MECHANISMS):
             values = of_backbone.loc[of_backbone["mechanism"] == mechanism, columns]
             values = values.dropna().to_numpy(dtype=float)
             if not len(values):
@@ -135,7 +135,7 @@ def _curve_panels(
     backbones = ordered(curves, tuple(BACKBONE_LABELS))
     figure, axes = _panels(len(backbones))
     for ax, backbone in zip(axes, backbones, strict=False):
-        for mechanism in ordered(curves[backbone], MECHANISM_ORDER):
+        for mechanism in ordered(curves[backbone], MECHANISMS):
             series = curves[backbone][mechanism].dropna().sort_index()
             if series.empty:
                 continue

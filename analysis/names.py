@@ -1,20 +1,16 @@
-"""Names shared by the analysis modules: metric keys, row orders and display labels."""
+"""Names of the analysis modules: the paper's metrics and datasets, row orders and display
+labels. The run schema (MLflow keys, `metric_key`, SELECTION_KEY) is awr/schema.py's; the
+backbones and mechanisms, in their order, are awr/config.py's."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-RANK_CUTOFFS: tuple[int, ...] = tuple(range(1, 21))
-METRICS: tuple[str, ...] = (
-    *(f"recall_{k}" for k in (1, 5, 10, 20)),
-    *(f"ndcg_{k}" for k in RANK_CUTOFFS),
-    "mrr",
-)
-TABLE2_METRICS: tuple[str, ...] = ("recall_1", "recall_5", "ndcg_5")
-SELECTION_METRIC = "best_valid/ndcg_5"
+from awr.eval.metrics import NDCG_KS
 
-BACKBONE_ORDER: tuple[str, ...] = ("sasrec", "stosa")
-MECHANISM_ORDER: tuple[str, ...] = ("none", "simple", "value", "additive", "stochastic")
+RANK_CUTOFFS: tuple[int, ...] = NDCG_KS  # Figure 2's N of NDCG@N
+TABLE2_METRICS: tuple[str, ...] = ("recall_1", "recall_5", "ndcg_5")
+
 DATASET_ORDER: tuple[str, ...] = ("beauty", "ml-1m", "anime")
 ORIGINAL = "none"
 
@@ -28,11 +24,6 @@ MECHANISM_LABELS = {
 }
 DATASET_LABELS = {"beauty": "Beauty", "ml-1m": "ML-1M", "anime": "Anime"}
 METRIC_LABELS = {"recall_1": "R@1", "recall_5": "R@5", "ndcg_5": "N@5"}
-
-
-def split_key(split: str, metric: str) -> str:
-    """MLflow key of a metric on a split, e.g. (`test`, `ndcg_5`) -> `test/ndcg_5`."""
-    return f"{split}/{metric}"
 
 
 def canonical_dataset(name: str) -> str:

@@ -19,22 +19,32 @@ from analysis.names import (
     RANK_CUTOFFS,
     dataset_label,
     label,
-    split_key,
 )
 from analysis.per_user import MISSING_RANKS, RanksOf, seed_to_seed
 from analysis.report_text import FigureEntry, ReportContent, render_report, summaries
 from analysis.runs import (
-    client_for,
+    AnalysisError,
     find_experiment,
     finished,
     load_ranks,
     runs_frame,
-    search_trial_runs,
     status_counts,
 )
 from analysis.selection import VARIANT, final_stage, one_variant
 from analysis.tables import TABLE2_CELLS, Table, table2, table3, table_runs
 from awr.eval.ranks import UserRanks
+from awr.schema import (
+    FAILED,
+    FINISHED,
+    GRAD_NORM,
+    KIND,
+    REPORT,
+    SELECTION_METRIC,
+    TEST,
+    VALID,
+    metric_key,
+)
+from awr.store import client_for, trial_runs
 
 REPORT_FILE = "report.md"
 FIGURE_FILES = {
@@ -67,16 +77,16 @@ def build_report(
     """Write out_dir/report.md with Table 2 (and Table 3, complexity table when the data has
     them), CSVs and figures; log the folder on a `report` run of the sweep's experiment.
 
-    Raises ValueError naming the sweep and tracking URI when the experiment is missing or has
+    Raises AnalysisError naming the sweep and tracking URI when the experiment is missing or has
     no finished trial runs. Returns the path of report.md.
     """
     client = client_for(tracking_uri)
     experiment = find_experiment(client, sweep, tracking_uri)
-    trials = runs_frame(search_trial_runs(client, experiment.experiment_id))
+    trials = runs_frame(trial_runs(client, experiment.experiment_id))
     counts = status_counts(trials) if not trials.empty else {}
     done = finished(trials)
     if done.empty:
-        raise ValueError(
+        raise AnalysisError(
             f"sweep {sweep!r} at tracking URI {tracking_uri!r} has no finished trial runs "
             f"(trial runs by status: {counts or 'none'})"
         )
@@ -244,8 +254,13 @@ def make_figures(
     chosen = figure_data.representatives(runs, chosen_dataset)
     subtitle = f"{name}, smallest seed per mechanism"
     for number, key, draw, title in (
-        (4, "valid/ndcg_5", figures.figure_valid_curves, "validation NDCG@5 per epoch"),
-        (5, "grad_norm", figures.figure_grad_norm, "global gradient norm, final 50 epochs"),
+        (
+            4,
+            metric_key(SELECTION_METRIC, VALID),
+            figures.figure_valid_curves,
+            "validation NDCG@5 per epoch",
+        ),
+        (5, GRAD_NORM, figures.figure_grad_norm, "global gradient norm, final 50 epochs"),
     ):
         curves = figure_data.history_curves(tracking_uri, chosen, key)
         if curves:
@@ -258,7 +273,7 @@ def make_figures(
 
 def _figure2(runs: pd.DataFrame, out_dir: Path, dataset: str) -> FigureEntry:
     title = f"test NDCG@N, N = 1..20, {dataset_label(dataset)}"
-    columns = [split_key("test", f"ndcg_{n}") for n in RANK_CUTOFFS]
+    columns = [metric_key(f"ndcg_{n}", TEST) for n in RANK_CUTOFFS]
     of_dataset = runs[runs["dataset"] == dataset]
     if not all(c in of_dataset for c in columns) or of_dataset[columns].dropna().empty:
         return FigureEntry(2, title, None, "no run has all of test/ndcg_1 ... test/ndcg_20")
@@ -270,15 +285,15 @@ def log_report(
     client: MlflowClient, experiment_id: str, sweep: str, out_dir: Path, counts: dict[str, int]
 ) -> str:
     """Log out_dir as the artifacts of a run named `report` (tag awr.kind=report); its id."""
-    tags = {"awr.kind": "report", "sweep": sweep}
-    run_id = client.create_run(experiment_id, run_name="report", tags=tags).info.run_id
-    status = "FAILED"
+    tags = {KIND: REPORT, "sweep": sweep}
+    run_id = client.create_run(experiment_id, run_name=REPORT, tags=tags).info.run_id
+    status = FAILED
     try:
         stamp = int(datetime.now(UTC).timestamp() * 1000)
         metrics = [Metric(f"runs_{k.lower()}", float(v), stamp, 0) for k, v in counts.items()]
         client.log_batch(run_id, metrics=metrics)
         client.log_artifacts(run_id, str(out_dir))
-        status = "FINISHED"
+        status = FINISHED
     finally:
         client.set_terminated(run_id, status)
     return run_id

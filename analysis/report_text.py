@@ -14,6 +14,7 @@ from analysis.paired import BETTER, CONFIDENCE, RESAMPLES, WORSE
 from analysis.paper import ARXIV_ID, PAPER, TABLE2_SOURCE, TABLE3_SOURCE
 from analysis.stats import ALPHA, MIN_PAIRS_TTEST, MIN_PAIRS_WILCOXON, TTEST_MARK, WILCOXON_MARK
 from analysis.tables import Table
+from awr.schema import FAILED, FINISHED
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,9 @@ class ReportContent:
 
 
 def _counts_line(counts: dict[str, int]) -> str:
-    done = counts.get("FINISHED", 0)
-    failed = counts.get("FAILED", 0)
-    others = {k: v for k, v in counts.items() if k not in ("FINISHED", "FAILED")}
+    done = counts.get(FINISHED, 0)
+    failed = counts.get(FAILED, 0)
+    others = {k: v for k, v in counts.items() if k not in (FINISHED, FAILED)}
     text = f"{done} finished, {failed} failed"
     if others:
         text += ", " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(others.items()))

@@ -1,8 +1,8 @@
 """MLflow -> one tidy DataFrame with a row per trial run; per-run metric histories and artifacts.
 
-Reads only what the sweep layer writes to MLflow, never log files: trial runs carry the tag
-`awr.kind=trial`, every TrialConfig field as a string param, and final metrics such as
-`test/ndcg_5`. Metric columns hold each key's latest value, so a per-epoch key like
+Reads only what the sweep layer writes to MLflow (the names: awr/schema.py), never log files:
+trial runs carry the tag `awr.kind=trial`, every TrialConfig field as a string param, and final
+metrics such as `test/ndcg_5`. Metric columns hold each key's latest value, so a per-epoch key like
 `valid/ndcg_5` holds the last epoch's value; use `metric_history` for curves.
 """
 
@@ -16,50 +16,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.entities import Experiment, Run, ViewType
+from mlflow.entities import Experiment, Run
 from mlflow.tracking import MlflowClient
 
+from awr.config import field_types, field_value
+from awr.errors import AwrError
 from awr.eval.ranks import RANKS_FILE, UserRanks
+from awr.schema import ATTENTION_FILE, FINISHED, PARENT_RUN, TRIAL_TAGS
+from awr.store import client_for, trial_runs
 
-# The TrialConfig fields and their types; params arrive as strings and are typed back here.
-PARAM_TYPES: dict[str, type] = {
-    "dataset": str,
-    "backbone": str,
-    "mechanism": str,
-    "loss": str,
-    "hidden_size": int,
-    "max_len": int,
-    "num_layers": int,
-    "num_heads": int,
-    "dropout": float,
-    "attn_dropout": float,
-    "lr": float,
-    "weight_decay": float,
-    "batch_size": int,
-    "max_epochs": int,
-    "patience": int,
-    "seed": int,
-    "device": str,
-    "pvn_weight": float,
-    "stosa_released_code": bool,
-    "refine_per_head": bool,
-    "additive_mix": str,
-    "eval_batch_size": int,
-    "precision": str,
-    "compile": bool,
-    "length_groups": int,
-}
-TAG_COLUMNS: tuple[str, ...] = (
-    "sweep",
-    "stage",
-    "dataset",
-    "backbone",
-    "mechanism",
-    "seed",
-    "git_commit",
-    "data_checksum",
-    "ray_trial_id",
-)
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id",
     "run_name",
@@ -78,59 +43,30 @@ EXECUTION_PARAMS: tuple[str, ...] = (
 )
 # Params that belong to the mechanism; pairs differ in these and agree on the rest.
 MECHANISM_PARAMS: tuple[str, ...] = ("mechanism", "refine_per_head", "additive_mix")
-FINISHED = "FINISHED"
-TRIAL_FILTER = "tags.`awr.kind` = 'trial'"
-ATTENTION_ARTIFACT = "attention.npz"
+
+
+class AnalysisError(AwrError, ValueError):
+    """What a report needs is not there or unreadable (no such sweep, no finished runs, a bad
+    benchmark file); the message names it."""
 
 
 def parse_param(name: str, text: str | None) -> Any:
-    """Type a param string back to its TrialConfig type; unknown names stay strings."""
-    if text is None:
-        return None
-    kind = PARAM_TYPES.get(name, str)
-    if kind is bool:
-        lowered = text.strip().lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise ValueError(f"param {name}={text!r} is not a bool")
-    if kind is int:
-        return int(float(text)) if any(c in text for c in ".eE") else int(text)
-    return kind(text)
-
-
-def client_for(tracking_uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri)
+    """Type a logged param string back to its TrialConfig field's type (`field_value`); names
+    that are no TrialConfig field stay strings."""
+    if text is None or name not in field_types():
+        return text
+    return field_value(name, text)
 
 
 def find_experiment(client: MlflowClient, sweep: str, tracking_uri: str) -> Experiment:
-    """The sweep's experiment (experiment name = sweep name), or a ValueError saying so."""
+    """The sweep's experiment (experiment name = sweep name), or an AnalysisError saying so."""
     experiment = client.get_experiment_by_name(sweep)
     if experiment is None:
-        raise ValueError(
+        raise AnalysisError(
             f"no MLflow experiment named {sweep!r} at tracking URI {tracking_uri!r}; "
             "run the sweep first or check --tracking-uri (it must be an absolute sqlite URI)"
         )
     return experiment
-
-
-def search_trial_runs(client: MlflowClient, experiment_id: str) -> list[Run]:
-    """Every trial run of an experiment (all statuses), following MLflow's pagination."""
-    runs: list[Run] = []
-    token: str | None = None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=TRIAL_FILTER,
-            run_view_type=ViewType.ACTIVE_ONLY,
-            max_results=1000,
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def config_key(params: Mapping[str, str], ignore: Iterable[str]) -> str:
@@ -146,11 +82,11 @@ def run_row(run: Run) -> dict[str, Any]:
         "run_id": info.run_id,
         "run_name": info.run_name,
         "status": info.status,
-        "parent_run_id": data.tags.get("mlflow.parentRunId"),
+        "parent_run_id": data.tags.get(PARENT_RUN),
         "start_time": info.start_time,
         "end_time": info.end_time,
     }
-    for tag in TAG_COLUMNS:
+    for tag in TRIAL_TAGS:
         row[tag] = data.tags.get(tag)
     if row["seed"] is not None:
         row["seed"] = int(row["seed"])
@@ -167,7 +103,7 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
     Typed params whose values are all present get a plain int/bool dtype."""
     runs = list(runs)
     rows = [run_row(run) for run in runs]
-    base = [*RUN_COLUMNS, *TAG_COLUMNS]
+    base = [*RUN_COLUMNS, *TRIAL_TAGS]
     keys = ["config_key", "pair_key"]
     if not rows:
         return pd.DataFrame(columns=[*base, *keys])
@@ -175,8 +111,9 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     params = [c for c in frame.columns if c not in base and c not in keys and c not in metrics]
     frame = frame[[*base, *params, *keys, *metrics]]
+    types = field_types()
     for name in ("seed", *params):
-        kind = PARAM_TYPES.get(name)
+        kind = types.get(name)
         if kind in (int, bool) and frame[name].notna().all():
             frame[name] = frame[name].astype(kind)
     return frame
@@ -186,7 +123,7 @@ def load_trials(sweep: str, tracking_uri: str) -> pd.DataFrame:
     """All trial runs of a sweep, whatever their status (see `finished`, `status_counts`)."""
     client = client_for(tracking_uri)
     experiment = find_experiment(client, sweep, tracking_uri)
-    return runs_frame(search_trial_runs(client, experiment.experiment_id))
+    return runs_frame(trial_runs(client, experiment.experiment_id))
 
 
 def finished(trials: pd.DataFrame) -> pd.DataFrame:
@@ -224,7 +161,7 @@ def download_artifact(tracking_uri: str, run_id: str, name: str, dst_dir: Path) 
 
 def download_attention(tracking_uri: str, run_id: str, dst_dir: Path) -> Path | None:
     """Download a run's `attention.npz` into `dst_dir`; None when the run has none."""
-    return download_artifact(tracking_uri, run_id, ATTENTION_ARTIFACT, dst_dir)
+    return download_artifact(tracking_uri, run_id, ATTENTION_FILE, dst_dir)
 
 
 def load_attention(tracking_uri: str, run_id: str) -> dict[str, np.ndarray] | None:

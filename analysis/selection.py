@@ -13,13 +13,12 @@ from collections.abc import Sequence
 import pandas as pd
 
 from analysis.names import (
-    BACKBONE_ORDER,
-    MECHANISM_ORDER,
     ORIGINAL,
-    SELECTION_METRIC,
     ordered_datasets,
 )
-from analysis.runs import EXECUTION_PARAMS, MECHANISM_PARAMS, PARAM_TYPES
+from analysis.runs import EXECUTION_PARAMS, MECHANISM_PARAMS
+from awr.config import BACKBONES, MECHANISMS, field_types
+from awr.schema import SELECTION_KEY
 
 FINAL_STAGE = "2"
 VARIANT = "variant"
@@ -40,7 +39,7 @@ def variant_labels(runs: pd.DataFrame, exclude: Sequence[str] = ()) -> pd.Series
     execution-only ones, the seed and `exclude` (a table's own axes, e.g. num_layers) do not
     count."""
     skip = {*EXECUTION_PARAMS, *MECHANISM_PARAMS, *BLOCK_GROUP, *exclude}
-    params = [name for name in PARAM_TYPES if name in runs.columns and name not in skip]
+    params = [name for name in field_types() if name in runs.columns and name not in skip]
     labels = pd.Series("", index=runs.index, dtype=object)
     if runs.empty:
         return labels
@@ -61,7 +60,7 @@ def with_variants(runs: pd.DataFrame, exclude: Sequence[str] = ()) -> pd.DataFra
     return runs.assign(**{VARIANT: variant_labels(runs, exclude)})
 
 
-def one_variant(runs: pd.DataFrame, metric: str = SELECTION_METRIC) -> pd.DataFrame:
+def one_variant(runs: pd.DataFrame, metric: str = SELECTION_KEY) -> pd.DataFrame:
     """Per dataset x backbone, the runs of a single variant: the one whose original has the
     best mean validation `metric` (a variant without original only when none has one); for
     figures, which draw one block per backbone. Test metrics are never looked at."""
@@ -85,7 +84,7 @@ def one_variant(runs: pd.DataFrame, metric: str = SELECTION_METRIC) -> pd.DataFr
 
 
 def select_by_validation(
-    runs: pd.DataFrame, cell_columns: Sequence[str], metric: str = SELECTION_METRIC
+    runs: pd.DataFrame, cell_columns: Sequence[str], metric: str = SELECTION_KEY
 ) -> pd.DataFrame:
     """Keep, in each cell, the runs of the config with the highest mean validation `metric`.
 
@@ -117,8 +116,8 @@ def sort_cells(frame: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
     order)."""
     orders = {
         "dataset": ordered_datasets(frame["dataset"]) if "dataset" in frame.columns else [],
-        "backbone": list(BACKBONE_ORDER),
-        "mechanism": list(MECHANISM_ORDER),
+        "backbone": list(BACKBONES),
+        "mechanism": list(MECHANISMS),
     }
     keys: list[str] = []
     ranked = frame.copy()

@@ -20,13 +20,13 @@ from analysis.names import (
     dataset_label,
     label,
     ordered_datasets,
-    split_key,
 )
 from analysis.paper import table2_value, table3_value
 from analysis.per_user import RanksOf, add_per_user, per_user_text
 from analysis.runs import finished
 from analysis.selection import VARIANT, final_stage, select_by_validation, sort_cells, with_variants
 from analysis.stats import PairedTest, paired_test, paired_values, significance_marks
+from awr.schema import TEST, metric_key
 
 NO_ORIGINAL = "no original at these settings"
 NO_PAIRS = "no seed shared with the original"
@@ -85,7 +85,7 @@ def summarize(
         cell = dict(zip(cells, key, strict=True))
         originals = _originals(runs, cell)
         for metric in metrics:
-            column = split_key("test", metric)
+            column = metric_key(metric, TEST)
             values = group[column].dropna() if column in group else pd.Series(dtype=float)
             n = int(values.size)
             mean = float(values.mean()) if n else math.nan

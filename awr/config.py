@@ -11,6 +11,8 @@ import os
 import typing
 from dataclasses import dataclass, fields
 
+from awr.errors import AwrError
+
 BACKBONES = ("sasrec", "stosa")
 MECHANISMS = ("none", "simple", "value", "additive", "stochastic")
 MECHANISMS_BY_BACKBONE = {
@@ -23,7 +25,7 @@ PRECISIONS = ("fp32", "bf16")
 DEVICES = ("cpu", "cuda", "cuda:N")  # N: a CUDA device index
 
 
-class ConfigError(ValueError):
+class ConfigError(AwrError, ValueError):
     """A configuration value or key is invalid; the message says which and what is allowed."""
 
 
@@ -157,6 +159,34 @@ def parse_value(key: str, text: str) -> typing.Any:
         return kind(text)
     except ValueError:
         raise ConfigError(f"{key} expects {kind.__name__}, got {text!r}") from None
+
+
+def field_value(key: str, value: typing.Any) -> typing.Any:
+    """`value` as the type of field `key`, whatever carried it: text as typed after `key=` or as
+    logged to MLflow (`str(value)`: "64", "0.001", "True"; see `parse_value`), or a number from
+    Optuna or JSON (which give 0 for 0.0 and 64.0 for 64). An int field also takes an integral
+    float ("64.0", 64.0). ConfigError for an unknown key or a value of another kind."""
+    types = field_types()
+    if key not in types:
+        raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(types)}")
+    kind = types[key]
+    if isinstance(value, str):
+        if kind is not int or not any(c in value for c in ".eE"):
+            return parse_value(key, value)
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{key} expects int, got {value!r}") from None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is str:
+        return str(value)
+    if kind is bool and (isinstance(value, bool) or (number and value in (0, 1))):
+        return bool(value)
+    if kind is int and number and float(value).is_integer():
+        return int(value)
+    if kind is float and number:
+        return float(value)
+    raise ConfigError(f"{key} expects {kind.__name__}, got {value!r}")
 
 
 def from_pairs(pairs: list[str], base: TrialConfig | None = None) -> TrialConfig:

@@ -1,6 +1,6 @@
 """The sweeps, one module each (quick, paper, layers, fixed, ...), each with a `sweep()` that
 returns an `awr.sweep.Sweep`; a new module here is a new sweep name. `load_sweep` also takes
-`module:attribute` for sweeps defined elsewhere (tests use `tests.test_sweep_fixtures:tiny`)."""
+`module:attribute` for sweeps defined elsewhere (tests use `tests.sweep_fixtures:tiny`)."""
 
 from __future__ import annotations
 

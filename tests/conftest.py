@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data dir (AWR_DATA_DIR), and a local Ray for the sweep tests.
+"""Shared fixtures: the real data dir (AWR_DATA_DIR), the fake MLflow store of the analysis
+tests (tests/fakestore.py), and a local Ray for the sweep tests.
 
 Tests never download: AWR_NO_DOWNLOAD is set for the whole session (download tests pass
 `download=True` and serve their files from 127.0.0.1). The real-data tests need AWR_DATA_DIR
@@ -43,6 +44,26 @@ def data_dir() -> Path:
             pytest.fail(f"{reason} (AWR_REQUIRE_DATA is set)", pytrace=False)
         pytest.skip(reason)
     return Path(chosen).resolve()
+
+
+# --- MLflow for the analysis tests -------------------------------------------------------------
+
+
+@pytest.fixture
+def quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No telemetry and no artifact progress bars from MLflow (`usefixtures("quiet_mlflow")`)."""
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@pytest.fixture(scope="session")
+def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The fake store (tests/fakestore.py), built once per session; its tracking URI."""
+    import fakestore
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        return fakestore.build_store(tmp_path_factory.mktemp("mlflow_store"))
 
 
 # --- Ray for the sweep tests (tests/test_sweep*.py) -------------------------------------------

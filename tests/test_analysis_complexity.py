@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis.complexity import complexity_table, load_bench, paper_extra_params
+from analysis.runs import AnalysisError
 
 
 def _record(backbone: str, mechanism: str, num_params: int, **extra: object) -> dict:
@@ -72,7 +73,7 @@ def test_complexity_table(tmp_path: Path) -> None:
 def test_bad_bench_json_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({"backbone": "sasrec"}))
-    with pytest.raises(ValueError, match="list of records"):
+    with pytest.raises(AnalysisError, match="list of records"):
         load_bench(path)
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(AnalysisError, match="cannot read"):
         load_bench(tmp_path / "missing.json")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fakestore import EPOCHS, attention_arrays
 from matplotlib import image
-from test_analysis_fakestore import EPOCHS, attention_arrays, shared_store
 
 from analysis import figure_data
 from analysis.figures import (
@@ -25,18 +25,10 @@ from analysis.figures import (
 from analysis.runs import load_trials
 from analysis.tables import TABLE2_CELLS, table_runs
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
-@pytest.fixture(scope="module")
-def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return shared_store(tmp_path_factory)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*noload.*"),
+    pytest.mark.usefixtures("quiet_mlflow"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.entities import Metric, Param
+from fakestore import config, log_run, open_sweep
 from mlflow.tracking import MlflowClient
-from test_analysis_fakestore import config
 
 from analysis.paired import BETTER, NO_DIFFERENCE, compare, holm, per_user_metrics
 from analysis.per_user import MISSING_RANKS, comparison_seed, seed_to_seed
@@ -25,9 +24,14 @@ from analysis.report import FOREST_FILE, build_report, ranks_loader
 from analysis.runs import load_trials
 from analysis.selection import one_variant, variant_labels
 from analysis.tables import NO_ORIGINAL, NO_PAIRS, TABLE2_CELLS, table2, table_runs
-from awr.eval.ranks import UserRanks
+from awr.eval.ranks import RANKS_FILE, UserRanks
+from awr.schema import SELECTION_KEY, TEST, metric_key
+from awr.store import client_for, default_tracking_uri
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*noload.*"),
+    pytest.mark.usefixtures("quiet_mlflow"),
+]
 USERS = 400
 RUNS = [  # backbone, mechanism, released code, seeds, with ranks
     ("sasrec", "none", False, (1, 2, 3), True),
@@ -39,12 +43,6 @@ RUNS = [  # backbone, mechanism, released code, seeds, with ranks
     ("stosa", "additive", False, (7,), True),
     ("stosa", "simple", True, (1, 2), True),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def ranks_for(backbone: str, mechanism: str, seed: int) -> np.ndarray:
@@ -59,27 +57,21 @@ def ranks_for(backbone: str, mechanism: str, seed: int) -> np.ndarray:
 
 
 def _build(root: Path) -> str:
-    uri = "sqlite:///" + str((root / "mlflow.db").resolve())
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.create_experiment("ranked", (root / "artifacts").resolve().as_uri())
+    uri = default_tracking_uri(root)
+    client = client_for(uri)
+    experiment, _ = open_sweep(client, uri, "ranked")
     for backbone, mechanism, released, seeds, with_ranks in RUNS:
         for seed in seeds:
             params = config("ml-1m", backbone, mechanism, seed, stosa_released_code=released)
-            tags = {"awr.kind": "trial", "sweep": "ranked", "stage": "2", "seed": str(seed)}
-            tags |= {"dataset": "ml-1m", "backbone": backbone, "mechanism": mechanism}
-            run_id = client.create_run(experiment, tags=tags).info.run_id
             # each run lists its users in another order: pairing goes by user_index
             users = np.random.default_rng([seed, len(mechanism), released]).permutation(USERS)
             test = ranks_for(backbone, mechanism, seed)[users]
             ranks = UserRanks(users, np.zeros(USERS, int), test)
-            metrics = [Metric(f"test/{k}", v, 0, 0) for k, v in ranks.metrics("test").items()]
-            metrics.append(Metric("best_valid/ndcg_5", 0.05, 0, 0))
-            params_list = [Param(k, str(v)) for k, v in params.items()]
-            client.log_batch(run_id, metrics=metrics, params=params_list)
-            if with_ranks:
-                saved = ranks.save(root / "staging" / run_id / "ranks.npz")
-                client.log_artifact(run_id, str(saved))
-            client.set_terminated(run_id, "FINISHED")
+            final = {metric_key(k, TEST): v for k, v in ranks.metrics("test").items()}
+            final[SELECTION_KEY] = 0.05
+            name = f"{backbone}-{mechanism}-{released}-s{seed}"
+            saved = (ranks.save(root / "staging" / name / RANKS_FILE),) if with_ranks else ()
+            log_run(client, experiment, params, final, sweep="ranked", stage="2", artifacts=saved)
     return uri
 
 

@@ -8,22 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from test_analysis_fakestore import shared_store
 
 from analysis.report import FIGURE_FILES, FOREST_FILE, build_report
+from analysis.runs import AnalysisError
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
-@pytest.fixture(scope="module")
-def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return shared_store(tmp_path_factory)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*noload.*"),
+    pytest.mark.usefixtures("quiet_mlflow"),
+]
 
 
 def _bench(path: Path) -> Path:
@@ -87,7 +79,7 @@ def test_report_with_several_layers_has_table3(store_uri: str, tmp_path: Path) -
 
 
 def test_missing_sweep_or_no_finished_runs_raise(store_uri: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"'nosuchsweep'.*sqlite:///"):
+    with pytest.raises(AnalysisError, match=r"'nosuchsweep'.*sqlite:///"):
         build_report("nosuchsweep", store_uri, tmp_path / "a")
-    with pytest.raises(ValueError, match=r"'allfailed'.*no finished trial runs.*FAILED"):
+    with pytest.raises(AnalysisError, match=r"'allfailed'.*no finished trial runs.*FAILED"):
         build_report("allfailed", store_uri, tmp_path / "b")

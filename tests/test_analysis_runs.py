@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_analysis_fakestore import EPOCHS, FAILED_NDCG5, NDCG5, attention_arrays, shared_store
+from fakestore import EPOCHS, FAILED_NDCG5, NDCG5, attention_arrays
+from mlflow.tracking import MlflowClient
 
 from analysis.runs import (
-    PARAM_TYPES,
+    AnalysisError,
     finished,
     load_attention,
     load_trials,
@@ -15,26 +16,19 @@ from analysis.runs import (
     parse_param,
     status_counts,
 )
+from awr.config import ConfigError, field_types
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
-@pytest.fixture(scope="module")
-def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return shared_store(tmp_path_factory)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*noload.*"),
+    pytest.mark.usefixtures("quiet_mlflow"),
+]
 
 
 def test_one_row_per_trial_with_typed_params(store_uri: str) -> None:
     trials = load_trials("paper", store_uri)
     stage2 = sum(len(v) for b in NDCG5.values() for m in b.values() for v in m.values())
     assert len(trials) == stage2 + 2  # stage-1 run and failed run; the parent run is no trial
-    assert set(PARAM_TYPES) <= set(trials.columns)
+    assert set(field_types()) <= set(trials.columns)
     row = trials[(trials["dataset"] == "ml-1m") & (trials["seed"] == 6)].iloc[0]
     assert row["hidden_size"] == 64 and isinstance(row["hidden_size"], np.integer)
     assert row["lr"] == pytest.approx(0.001)
@@ -54,7 +48,7 @@ def test_failed_runs_are_counted_and_excluded(store_uri: str) -> None:
 
 
 def test_unknown_sweep_is_a_clear_error(store_uri: str) -> None:
-    with pytest.raises(ValueError, match="nosuchsweep.*sqlite:///"):
+    with pytest.raises(AnalysisError, match="nosuchsweep.*sqlite:///"):
         load_trials("nosuchsweep", store_uri)
 
 
@@ -65,6 +59,22 @@ def test_parse_param_types_strings_back() -> None:
     assert parse_param("compile", "False") is False
     assert parse_param("dataset", "beauty") == "beauty"
     assert parse_param("something_new", "7") == "7"
+    assert parse_param("hidden_size", "64.0") == 64  # an int logged as a float
+    assert parse_param("compile", "off") is False  # the spellings the CLI takes
+    with pytest.raises(ConfigError, match="compile expects a bool"):
+        parse_param("compile", "maybe")
+
+
+def test_store_holds_the_described_runs(store_uri: str) -> None:
+    client = MlflowClient(tracking_uri=store_uri)
+    paper = client.get_experiment_by_name("paper")
+    runs = client.search_runs([paper.experiment_id], max_results=1000)
+    kinds = [run.data.tags["awr.kind"] for run in runs]
+    stage2 = sum(len(v) for b in NDCG5.values() for m in b.values() for v in m.values())
+    assert kinds.count("parent") == 1
+    assert kinds.count("trial") == stage2 + 2  # + stage 1 run + failed run
+    statuses = [run.info.status for run in runs if run.data.tags["awr.kind"] == "trial"]
+    assert statuses.count("FAILED") == 1
 
 
 def test_metric_history_is_by_epoch(store_uri: str) -> None:

@@ -5,42 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from fakestore import NDCG5
 from scipy import stats
-from test_analysis_fakestore import NDCG5, shared_store
 
 from analysis.runs import load_trials
 from analysis.selection import final_stage, select_by_validation
-from analysis.tables import table2, table3
+from analysis.tables import SUMMARY_COLUMNS, TABLE2_CELLS, table2, table3
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
-
-NUMERIC_COLUMNS = [
-    "dataset",
-    "backbone",
-    "mechanism",
-    "variant",
-    "comparison",
-    "metric",
-    "mean",
-    "std",
-    "n",
-    "rel_change_pct",
-    "n_pairs",
-    "p_ttest",
-    "p_wilcoxon",
-    "paper",
-    "paper_rel_change_pct",
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*noload.*"),
+    pytest.mark.usefixtures("quiet_mlflow"),
 ]
 
-
-@pytest.fixture(autouse=True)
-def _quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
-@pytest.fixture(scope="module")
-def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return shared_store(tmp_path_factory)
+NUMERIC_COLUMNS = [*TABLE2_CELLS, "variant", *SUMMARY_COLUMNS, "paper", "paper_rel_change_pct"]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 
 import orchestrate
 from awr.config import TrialConfig
+from awr.store import sqlite_path
 from awr.sweep import Axis, Budget, Cell, Sweep, SweepError
 from awr.sweep.options import dataset_list, with_datasets
 from awr.sweep.plan import Unit, dataset_slug, plan_units
@@ -94,7 +95,7 @@ def test_a_dataset_path_gives_a_folder_safe_unit_name() -> None:
 
 def test_dry_run_shows_the_datasets_given(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     (workdir / "mine.txt").write_text(SEQ_FILE)
-    argv = ["--sweep", "test_sweep_fixtures:tiny", "--dry-run", "--datasets", "mine.txt,synthetic"]
+    argv = ["--sweep", "sweep_fixtures:tiny", "--dry-run", "--datasets", "mine.txt,synthetic"]
     code, err, out = cli(capsys, *argv)
     assert (code, err) == (0, [])
     mine = str(workdir / "mine.txt")
@@ -319,11 +320,9 @@ def test_report_is_written_under_out(
 
 @pytest.mark.slow
 def test_a_real_report_goes_under_out(
-    workdir: Path, capsys: pytest.CaptureFixture, tmp_path_factory: pytest.TempPathFactory
+    workdir: Path, capsys: pytest.CaptureFixture, store_uri: str
 ) -> None:
-    from test_analysis_fakestore import shared_store
-
-    store = Path(shared_store(tmp_path_factory).removeprefix("sqlite:///"))
+    store = sqlite_path(store_uri)
     out = workdir / "runs" / "layers-a"
     out.mkdir(parents=True)
     (out / "mlflow.db").write_bytes(store.read_bytes())  # a copy: the report run lands here
@@ -424,3 +423,58 @@ def test_a_killed_ui_command_takes_its_server_with_it(tmp_path: Path) -> None:
                 break  # nothing listens: the server ended
         assert time.monotonic() < deadline, "the server outlived its command"
         time.sleep(0.2)
+
+
+def test_the_ui_without_full_mlflow_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.metadata
+
+    from awr.cli import ui
+    from awr.cli.store import CommandError
+
+    def missing(name: str) -> None:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(ui.importlib.metadata, "distribution", missing)
+    with pytest.raises(CommandError, match=r"mlflow-skinny has no UI\): pip install 'awr\[ui\]'"):
+        ui.start_ui("sqlite:////nowhere/mlflow.db", free_port())
+
+
+# --- one error base: a fault the user can fix is one line, a bug keeps its traceback ----------
+
+
+def test_every_error_raised_on_purpose_is_an_awr_error() -> None:
+    from analysis.runs import AnalysisError
+    from awr.cli.store import CommandError
+    from awr.config import ConfigError
+    from awr.data.errors import DataError
+    from awr.errors import AwrError
+    from awr.store import StoreError
+    from awr.sweep.folder import StorageError
+
+    for error in (AnalysisError, CommandError, ConfigError, DataError, StoreError, StorageError):
+        assert issubclass(error, AwrError), error
+        assert issubclass(error, SweepError) == (error is StorageError)
+
+
+def test_an_awr_error_is_one_line_and_a_bug_keeps_its_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sweeps
+    from awr.errors import AwrError
+
+    def refused() -> str:
+        raise AwrError("the sweeps cannot be listed here; do X instead")
+
+    monkeypatch.setattr(sweeps, "describe_sweeps", refused)
+    line = one_error(capsys, workdir, "--list")
+    assert line == "error: the sweeps cannot be listed here; do X instead"
+
+    def bug() -> str:  # e.g. a ValueError from inside pandas or torch: not the user's fault
+        raise ValueError("cannot reshape array of size 3 into shape (2,)")
+
+    monkeypatch.setattr(sweeps, "describe_sweeps", bug)
+    with pytest.raises(ValueError, match="cannot reshape"):  # reaches Python: a traceback
+        orchestrate.main(["--list"])
+    assert "error:" not in capsys.readouterr().err

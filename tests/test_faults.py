@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from test_sweep_fixtures import tiny
+from sweep_fixtures import tiny
 from test_sweep_resume import (
     SWEEP,
     launch,
@@ -36,7 +36,7 @@ from test_sweep_resume import (
 )
 
 import orchestrate
-from awr import tracking
+from awr import store, tracking
 from awr.data.datasets import ITEM_ID_FLOOR, item_id_bound, load_dataset, read_cache, write_cache
 from awr.data.errors import DataError
 from awr.sweep import SweepError, SweepOptions, run_sweep
@@ -55,7 +55,7 @@ from awr.train.trainer import EpochRecord
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 
-TINY = "test_sweep_fixtures:tiny"
+TINY = "sweep_fixtures:tiny"
 MiB = 2**20
 
 
@@ -312,9 +312,9 @@ def test_tune_failures_log_one_line_without_traceback() -> None:
 
 
 def test_a_reattached_run_logs_no_epoch_twice(tmp_path: Path) -> None:
-    uri = tracking.default_tracking_uri(tmp_path)
+    uri = store.default_tracking_uri(tmp_path)
     client = MlflowClient(tracking_uri=uri)
-    experiment = tracking.ensure_experiment(client, "faults", uri)
+    experiment = store.ensure_experiment(client, "faults", uri)
     tags = {"awr.kind": "trial", "mlflow.parentRunId": "p", "ray_trial_id": "t1"}
     valid = {"ndcg_5": 0.1}
 
@@ -344,7 +344,7 @@ def test_sigkill_leaves_no_ray_process_once_reaped(tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "sweep.log"
     driver = launch(out, log)
     try:
-        wait_for_finished(tracking.default_tracking_uri(out), log, 1, driver, limit=600)
+        wait_for_finished(store.default_tracking_uri(out), log, 1, driver, limit=600)
         session = json.loads((out / SESSION_FILE).read_text())["session_dir"]
         ray = ray_processes(driver.pid)
         seen = session_processes(session)
@@ -381,7 +381,7 @@ def test_two_drivers_started_at_once_one_runs_one_is_refused(tmp_path: Path) -> 
             f"error: another sweep driver (pid {winner.pid}) is running in {out}; wait for it to "
             "end, or use another --out"
         ]
-        wait_for_finished(tracking.default_tracking_uri(out), logs[1 - refused[0]], 0, winner, 600)
+        wait_for_finished(store.default_tracking_uri(out), logs[1 - refused[0]], 0, winner, 600)
         assert json.loads((out / SESSION_FILE).read_text())["driver_pid"] == winner.pid
         os.killpg(winner.pid, signal.SIGINT)
         assert winner.wait(timeout=120) == 130
@@ -412,7 +412,7 @@ def test_a_disk_that_fills_under_a_sweep_ends_in_one_line_and_resumes(
     size = (MIN_FREE_BYTES + RESERVE_BYTES) // MiB + 24
     mount_tmpfs(mount_point, f"size={size}m")
     out, log = mount_point / "out", tmp_path / "sweep.log"
-    uri = tracking.default_tracking_uri(out)
+    uri = store.default_tracking_uri(out)
     drivers = [launch(out, log)]
     try:
         wait_for_finished(uri, log, 1, drivers[0], limit=600)
@@ -460,7 +460,7 @@ def test_an_enospc_at_a_driver_write_fails_the_open_runs(
         f"the sweep stopped: the disk is full ({out}/mlflow.db); 1 open MLflow run ended FAILED; "
         f"once fixed, continue with: python orchestrate.py --sweep tiny --out {out} --resume"
     )
-    uri = tracking.default_tracking_uri(out)
+    uri = store.default_tracking_uri(out)
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("tiny").experiment_id
     runs = client.search_runs([experiment], max_results=1000)

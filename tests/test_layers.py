@@ -11,13 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bottom to top. A module's layer is its first two name parts (awr.models, awr.sweep, ...) or its
 # top-level package (analysis, sweeps).
 LAYERS = (
-    ("awr", "awr.errors", "awr.schema", "awr.store", "awr.config", "awr.eta"),
+    ("awr", "awr.errors", "awr.files", "awr.schema", "awr.config", "awr.eta"),
     ("awr.data",),
     ("awr.models",),
     ("awr.eval",),
     ("awr.train",),
     ("awr.trial", "awr.packed_trial"),
-    ("awr.tracking",),
+    ("awr.store", "awr.tracking"),
     ("awr.sweep",),
     ("sweeps",),
     ("awr.bench",),

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from test_sweep_fixtures import packed
+from sweep_fixtures import packed
 from test_sweep_run import EPOCH_METRICS, TRIAL_TAGS, assert_artifacts
 
 import awr.sweep.trainable as trainable
 from awr.config import TrialConfig, field_types
 from awr.eval.metrics import METRIC_NAMES
+from awr.store import default_tracking_uri
 from awr.sweep import SweepOptions, run_sweep
 from awr.sweep.pack_trainable import PackReporter
-from awr.tracking import default_tracking_uri
 from awr.train.packed import PackEpoch
 from awr.trial import run_trial
 
@@ -162,7 +162,7 @@ def test_a_pack_killed_mid_training_resumes_every_member_from_its_checkpoint(
 
     out, log = tmp_path / "out", tmp_path / "sweep.log"
     uri = default_tracking_uri(out)
-    sweep = "tests.test_sweep_fixtures:packed_resumable"
+    sweep = "tests.sweep_fixtures:packed_resumable"
     command = [sys.executable, "orchestrate.py", "--sweep", sweep, "--out", str(out)]
     repo = Path(__file__).resolve().parents[1]
 

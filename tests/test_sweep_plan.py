@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+import sweep_fixtures
 
 import orchestrate
 from awr.config import TrialConfig
@@ -95,7 +96,7 @@ def test_unknown_sweep_names_the_valid_ones(capsys: pytest.CaptureFixture[str]) 
     assert "unknown sweep 'nope'" in capsys.readouterr().err
     with pytest.raises(SweepError, match="cannot load"):
         load_sweep("tests.nowhere:tiny")
-    assert load_sweep("test_sweep_fixtures:tiny").name == "tiny"
+    assert load_sweep("sweep_fixtures:tiny").name == "tiny"
 
 
 def _one_cell(space: object, **search: object) -> Sweep:
@@ -179,3 +180,12 @@ def test_seeds_that_a_finished_unit_ran_are_refused(tmp_path: Path) -> None:
     state.check_new_seeds(plan_units(sweep)[0])  # the finished unit itself: skipped, not refused
     with pytest.raises(SweepError, match=r"seeds \[1\] already finished"):
         state.check_new_seeds(plan_units(dataclasses.replace(sweep, seeds=(1, 2)))[0])
+
+
+def test_fixture_sweeps_plan_as_described() -> None:
+    tiny, resumable, packed = (
+        sweep_fixtures.tiny(), sweep_fixtures.resumable(), sweep_fixtures.packed()
+    )  # fmt: skip
+    assert [(u.stage, u.trials) for u in plan_units(tiny)] == [(1, 3), (2, 2)]
+    assert [(u.stage, u.trials) for u in plan_units(resumable)] == [(1, 2), (2, 4)]
+    assert [(u.stage, u.trials, u.tune_trials) for u in plan_units(packed)] == [(2, 4, 2)]

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from awr.store import default_tracking_uri
 from awr.sweep.processes import SESSION_FILE, session_processes, start_ticks
-from awr.tracking import default_tracking_uri
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 
 REPO = Path(__file__).resolve().parents[1]
-SWEEP = "tests.test_sweep_fixtures:resumable"
+SWEEP = "tests.sweep_fixtures:resumable"
 STAGE2_RUNS = {("none", "1"), ("none", "2"), ("simple", "1"), ("simple", "2")}
 
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
-from test_sweep_fixtures import STAGE2_MECHANISMS, tiny
+from sweep_fixtures import STAGE2_MECHANISMS, tiny
 
 from awr.config import TrialConfig
 from awr.eval.metrics import METRIC_NAMES
 from awr.eval.ranks import UserRanks
+from awr.store import default_tracking_uri
 from awr.sweep import SweepError, SweepOptions, run_sweep
-from awr.tracking import default_tracking_uri
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
 

@@ -33,6 +33,7 @@ from awr.bench.gpu_plan import (
     build_plan,
     deadline,
 )
+from awr.files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: orchestrate.py and tests/
 MIN_STEP_S = 3.0  # a step that would get less is skipped
@@ -185,9 +186,7 @@ def machine() -> dict[str, Any]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def execute(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from awr.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,4 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
 def write_json(path: Path, records: Any) -> None:
     """Write `records` as indented JSON atomically (a temporary file, then a rename), creating
     the parent folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(records, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(records, indent=2) + "\n")

@@ -8,8 +8,8 @@
     awr --ui                      the MLflow UI for a sweep's store             (awr ui)
 
 parser.py declares the commands and options, commands.py runs them, store.py finds the MLflow
-store a command reads, ui.py serves the UI. A fault the user can fix (the project's error
-types) is one line `error: ...` on stderr and exit 2; a real bug keeps its traceback.
+store a command reads, ui.py serves the UI. A fault the user can fix (an AwrError,
+awr/errors.py) is one line `error: ...` on stderr and exit 2; a real bug keeps its traceback.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None, prog: str = "awr") -> int:
     the command's name in help and error lines."""
     from awr.cli.commands import COMMAND_FUNCTIONS
     from awr.cli.parser import parse
-    from awr.config import ConfigError
-    from awr.data.errors import DataError
-    from awr.sweep.spec import SweepError
+    from awr.errors import AwrError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -39,7 +37,7 @@ def main(argv: list[str] | None = None, prog: str = "awr") -> int:
         os.environ["AWR_NO_DOWNLOAD"] = "1"
     try:
         return COMMAND_FUNCTIONS[args.command](args)
-    except (ConfigError, DataError, SweepError, ValueError, FileNotFoundError) as error:
+    except AwrError as error:  # a fault the user can fix; anything else is a bug: traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 
 from awr.cli.store import CommandError, existing_store, tracking_uri_for
+from awr.files import write_text_atomic
 
 
 def trial_command(args: argparse.Namespace) -> int:
@@ -37,11 +37,8 @@ def trial_command(args: argparse.Namespace) -> int:
 
 
 def write_json(path: Path, summary: dict) -> None:
-    """The result JSON, written whole or not at all (a temp file, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(partial, path)
+    """The result JSON, written whole or not at all."""
+    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
 
 
 def trial_ranks_path(args: argparse.Namespace, config) -> Path:

@@ -14,11 +14,9 @@ sources given as a path: a `::`-separated file is GroupLens ML-1M `ratings.dat`;
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from awr.data import raw
 from awr.data.download import ensure_dataset
 from awr.data.errors import DataError, data_error
 from awr.data.sources import SOURCES
+from awr.files import atomic_write
 
 CACHE_VERSION = 1
 ITEM_ID_FLOOR = 2**20  # about a million ids: a 64-wide embedding of 256 MiB
@@ -237,19 +236,9 @@ def read_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def write_cache(path: Path, items: np.ndarray, offsets: np.ndarray) -> None:
-    """Write the cache atomically: a temp file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, items=items, offsets=offsets)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write the cache atomically (awr/files.py)."""
+    with atomic_write(path, "wb", sync=True) as handle:
+        np.savez(handle, items=items, offsets=offsets)
 
 
 def from_flat(

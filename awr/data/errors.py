@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from awr.errors import AwrError
 
-class DataError(Exception):
+
+class DataError(AwrError):
     """A data file is missing, unreadable or malformed.
 
     The message always names the file, and the 1-based line number where one line is at fault.

@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from awr.schema import SELECTION_METRIC  # noqa: F401  (the metric that selects: awr/schema.py)
+
 RECALL_KS = (1, 5, 10, 20)
 NDCG_KS = tuple(range(1, 21))
 METRIC_NAMES = (
     tuple(f"recall_{k}" for k in RECALL_KS) + tuple(f"ndcg_{k}" for k in NDCG_KS) + ("mrr",)
 )
-SELECTION_METRIC = "ndcg_5"
 
 
 RANK_CHUNK = 1024  # items compared at a time: a (B, 1024) block of hits stays in cache

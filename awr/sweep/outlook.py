@@ -32,8 +32,7 @@ from statistics import fmean
 from typing import Any
 
 from awr.eta import format_duration, time_left, trial_epochs_left
-
-BEST_KEY = "best_valid_ndcg_5"  # the running best each trial reports (trainable.SEARCH_METRIC)
+from awr.schema import SEARCH_METRIC
 
 
 @dataclass
@@ -157,7 +156,7 @@ class StageProgress:
         trial = self.seen(trial_id)
         trial.heard = self.clock()
         trial.epoch = int(result.get("epoch", trial.epoch) or 0)
-        trial.best = float(result.get(BEST_KEY, trial.best))
+        trial.best = float(result.get(SEARCH_METRIC, trial.best))
         trial.best_epoch = int(result.get("best_epoch", trial.best_epoch) or 0)
         trial.seconds = float(result.get("time_total_s", trial.elapsed(trial.heard)))
         if trial.first is None and trial.epoch > 0:

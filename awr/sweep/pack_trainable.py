@@ -19,6 +19,7 @@ from ray import tune
 
 from awr.config import from_dict
 from awr.packed_trial import MemberFailure, Outcome, run_packed_trials
+from awr.schema import FAILED, FINISHED, PACK_SEEDS
 from awr.sweep.naming import trial_run_name
 from awr.sweep.plan import PACK_KEY, pack_seeds_of, pack_value
 from awr.sweep.spec import typed_values
@@ -31,7 +32,7 @@ from awr.sweep.trainable import (
     train_trial,
     trial_tags,
 )
-from awr.tracking import FAILED, FINISHED, TrialRun
+from awr.tracking import TrialRun
 from awr.train.packed import PackEpoch
 from awr.train.trainer import EpochRecord
 from awr.trial import planned_length_groups
@@ -59,7 +60,7 @@ def train_pack(params: dict[str, Any], job: UnitJob) -> None:
         if member in done:  # ended before the checkpoint: its run is settled
             continue
         member_values = {**values, "seed": seed}
-        tags = {**trial_tags(job, member_values, trial_id), "pack_seeds": pack_value(seeds)}
+        tags = {**trial_tags(job, member_values, trial_id), PACK_SEEDS: pack_value(seeds)}
         name = trial_run_name(member_values, {key: values[key] for key in point}, job.stage)
         runs[member] = TrialRun.attach(
             job.tracking_uri, job.experiment_id, tags, member_values, name

@@ -21,6 +21,8 @@ import signal
 import time
 from pathlib import Path
 
+from awr.files import write_text_atomic
+
 SESSION_FILE = "ray_session.json"
 RAY_PREFIX = "ray::"  # the title Ray gives its workers and agents
 
@@ -141,9 +143,7 @@ def record_session(out: Path, session_dir: str | None) -> None:
         "driver_ticks": start_ticks(os.getpid()),
         "session_dir": session_dir,
     }
-    temporary = out / (SESSION_FILE + ".tmp")
-    temporary.write_text(json.dumps(session) + "\n")
-    os.replace(temporary, out / SESSION_FILE)
+    write_text_atomic(out / SESSION_FILE, json.dumps(session) + "\n")
 
 
 def recorded_sessions(out: Path) -> tuple[list[str], dict | None]:

@@ -57,9 +57,10 @@ def run_in_folder(
     StorageError line saying how to resume."""
     units = plan_units(sweep)
     # Ray, Optuna and MLflow are imported only now, after the environment is set.
+    from awr.store import check_tracking_uri, client_for, default_tracking_uri
     from awr.sweep.cluster import ray_session, trial_resources
     from awr.sweep.unit import SweepContext
-    from awr.tracking import check_tracking_uri, client_for, default_tracking_uri, git_commit
+    from awr.tracking import git_commit
 
     quiet_libraries()
     uri = options.tracking_uri or default_tracking_uri(out)
@@ -133,7 +134,9 @@ def storage_message(fault: str, out: Path, uri: str, sweep: str, start: str) -> 
 
 def fail_open_runs(uri: str, sweep: str, reason: str) -> int:
     """End every RUNNING run of the sweep's experiment FAILED with `reason`; how many."""
-    from awr.tracking import FAILED, client_for, end_run, search_all
+    from awr.schema import FAILED
+    from awr.store import client_for, search_all
+    from awr.tracking import end_run
 
     client = client_for(uri)
     experiment = client.get_experiment_by_name(sweep)
@@ -205,7 +208,7 @@ def data_checksums(sweep: Sweep, data_dir: str | None) -> dict[str, str]:
 
 def ensure_fresh_experiment(client: object, sweep: str, uri: str, resume: bool) -> str:
     """The sweep's experiment; a new (not resumed) sweep refuses one that already has trials."""
-    from awr.tracking import ensure_experiment, trial_runs
+    from awr.store import ensure_experiment, trial_runs
 
     experiment_id = ensure_experiment(client, sweep, uri)
     if not resume and trial_runs(client, experiment_id):

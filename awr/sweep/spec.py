@@ -13,14 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from awr.config import MECHANISMS_BY_BACKBONE, TrialConfig, field_types
+from awr.config import MECHANISMS_BY_BACKBONE, TrialConfig, field_types, field_value
+from awr.errors import AwrError
 
 # A define-by-run search space: calls `trial.suggest_*` for each searched field of a backbone.
 SpaceFunction = Callable[[Any, str], None]
 Sampler = Literal["grid", "tpe"]
 
 
-class SweepError(ValueError):
+class SweepError(AwrError, ValueError):
     """A sweep definition, option or output folder is unusable; the message says how to fix it."""
 
 
@@ -137,12 +138,13 @@ def cells_for(datasets: tuple[str, ...], settings: Mapping[str, TrialConfig]) ->
 
 
 def typed_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """TrialConfig field values cast to the field's type (Optuna and JSON give 0 for 0.0)."""
+    """TrialConfig field values as their fields' types (`field_value`: Optuna and JSON give 0
+    for 0.0)."""
     types = field_types()
     unknown = sorted(set(values) - set(types))
     if unknown:
         raise SweepError(f"unknown TrialConfig fields {unknown}; valid: {', '.join(types)}")
-    return {name: types[name](value) for name, value in values.items()}
+    return {name: field_value(name, value) for name, value in values.items()}
 
 
 def with_budget(config: TrialConfig, budget: Budget) -> TrialConfig:

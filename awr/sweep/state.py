@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from awr.config import TrialConfig, from_dict
+from awr.files import atomic_write, write_text_atomic
 from awr.sweep.plan import SEEDS_MARK, Unit, seeds_suffix
 from awr.sweep.spec import SweepError
 
@@ -119,27 +118,17 @@ class SweepState:
         self.save()
 
     def save(self) -> None:
-        """Write the state atomically (a synced temp file, then os.replace), keeping the file
-        it replaces as the backup."""
+        """Write the state atomically (awr/files.py, synced), keeping the file it replaces as
+        the backup; on a full disk the last good state and its backup stay as they were."""
         data = {
             "sweep": self.sweep,
             "units": {key: dataclasses.asdict(record) for key, record in self.units.items()},
         }
-        temporary = self.path.with_suffix(".tmp")
-        backup = self.backup(self.path)
-        try:
-            with open(temporary, "w") as handle:
-                handle.write(json.dumps(data, indent=2) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+        with atomic_write(self.path, sync=True) as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+            handle.flush()  # a full disk fails here, before the backup is touched
             if self.path.exists():
-                shutil.copyfile(self.path, backup.with_suffix(".tmp"))
-                os.replace(backup.with_suffix(".tmp"), backup)
-            os.replace(temporary, self.path)
-        except BaseException:  # a full disk: the last good state and its backup stay as they were
-            for path in (temporary, backup.with_suffix(".tmp")):
-                path.unlink(missing_ok=True)
-            raise
+                write_text_atomic(self.backup(self.path), self.path.read_text())
 
 
 def corrupt_message(path: Path, backup: Path, error: Exception) -> str:

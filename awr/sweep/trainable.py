@@ -19,14 +19,14 @@ from ray import tune
 
 from awr.config import ConfigError, TrialConfig, from_dict
 from awr.data.errors import DataError
+from awr.schema import FAILED, FINISHED, KILLED, SEARCH_METRIC  # the running best
 from awr.sweep.naming import trial_run_name
 from awr.sweep.spec import typed_values
-from awr.tracking import FAILED, FINISHED, KILLED, TRIAL, TrialRun
+from awr.tracking import TrialRun, trial_run_tags
 from awr.train.trainer import EpochRecord
 from awr.trial import TrialResult, planned_length_groups, run_trial
 
 CHECKPOINT_FILE = "state.pt"
-SEARCH_METRIC = "best_valid_ndcg_5"  # the running best: OptunaSearch keeps a trial's last report
 
 
 @dataclass(frozen=True)
@@ -114,19 +114,9 @@ def end_quietly(run: TrialRun, status: str, error: str | None = None) -> None:
 
 
 def trial_tags(job: UnitJob, values: dict[str, Any], trial_id: str) -> dict[str, str]:
-    return {
-        "awr.kind": TRIAL,
-        "sweep": job.sweep,
-        "stage": str(job.stage),
-        "dataset": str(values["dataset"]),
-        "backbone": str(values["backbone"]),
-        "mechanism": str(values["mechanism"]),
-        "seed": str(values["seed"]),
-        "git_commit": job.git_commit,
-        "data_checksum": job.data_checksum,
-        "ray_trial_id": trial_id,
-        "mlflow.parentRunId": job.parent_run_id,
-    }
+    return trial_run_tags(
+        job.sweep, job.stage, values, job.git_commit, job.data_checksum, trial_id, job.parent_run_id
+    )
 
 
 def tune_metrics(record: EpochRecord) -> dict[str, float]:

@@ -14,6 +14,8 @@ from ray import tune
 from ray.tune import ResultGrid
 
 from awr.config import TrialConfig
+from awr.schema import BEST_RAY_TRIAL_ID, FAILED, FINISHED, KILLED, SELECTION_KEY
+from awr.store import client_for, sqlite_uri
 from awr.sweep.cluster import Placement
 from awr.sweep.folder import StorageFault, fault_of, storage_fault
 from awr.sweep.pack_trainable import train_point
@@ -24,10 +26,6 @@ from awr.sweep.spec import Sweep, searched_fields, typed_values
 from awr.sweep.state import UnitRecord
 from awr.sweep.trainable import SEARCH_METRIC, UnitJob
 from awr.tracking import (
-    FAILED,
-    FINISHED,
-    KILLED,
-    client_for,
     end_run,
     log_metrics,
     open_parent,
@@ -57,7 +55,7 @@ class SweepContext:
 
     @property
     def optuna_url(self) -> str:
-        return "sqlite:///" + str((self.out / "optuna.db").resolve())
+        return sqlite_uri((self.out / "optuna.db").resolve())
 
 
 @dataclass(frozen=True)
@@ -145,8 +143,8 @@ def run_tuner(
     if unit.stage == 1:
         choose_best(grid, base, record)
         if record.best_value is not None:
-            log_metrics(client, parent, {"best_valid/ndcg_5": record.best_value})
-            set_tags(client, parent, {"best_ray_trial_id": record.best_trial_id or ""})
+            log_metrics(client, parent, {SELECTION_KEY: record.best_value})
+            set_tags(client, parent, {BEST_RAY_TRIAL_ID: record.best_trial_id or ""})
     if record.finished == 0:
         end_run(client, parent, FAILED, f"all {record.trials} trials failed")
     else:

@@ -1,6 +1,6 @@
 """Small sweeps on the synthetic dataset for the sweep tests, loadable by dotted path
-(`python orchestrate.py --sweep tests.test_sweep_fixtures:resumable`), plus a check that
-they plan as intended."""
+(`python orchestrate.py --sweep tests.sweep_fixtures:resumable`); tests/test_sweep_plan.py
+checks that they plan as intended."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from awr.config import TrialConfig
 from awr.sweep import Budget, Cell, Search, Sweep
-from awr.sweep.plan import plan_units
 
 TINY = TrialConfig(
     dataset="synthetic", hidden_size=16, max_len=10, num_heads=1, batch_size=64, eval_batch_size=256
@@ -83,9 +82,3 @@ def resumable() -> Sweep:
         mechanisms=STAGE2_MECHANISMS,
         capture_users=4,
     )
-
-
-def test_fixture_sweeps_plan_as_described() -> None:
-    assert [(u.stage, u.trials) for u in plan_units(tiny())] == [(1, 3), (2, 2)]
-    assert [(u.stage, u.trials) for u in plan_units(resumable())] == [(1, 2), (2, 4)]
-    assert [(u.stage, u.trials, u.tune_trials) for u in plan_units(packed())] == [(2, 4, 2)]

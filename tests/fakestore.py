@@ -1,5 +1,6 @@
-"""A small MLflow sqlite store in the sweep layer's schema, with known values, shared by the
-analysis tests (imported as `test_analysis_fakestore`), plus a check that it is as described.
+"""A small MLflow sqlite store with known values, shared by the analysis tests (the session
+fixture `store_uri` in conftest.py). It is written by the sweep layer's own code (awr/store.py,
+awr/tracking.py, the names of awr/schema.py), so it cannot drift from what sweeps write.
 
 Experiments:
 - `paper`: stage 1 (one sasrec run with a different config and a high validation score, which
@@ -13,15 +14,16 @@ Experiments:
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pytest
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")
+from awr import schema, store, tracking
+from awr.config import TrialConfig
 
 METRIC_KS = (1, 5, 10, 20)
 EPOCHS = 60
@@ -61,34 +63,48 @@ def metric_values(ndcg5: float) -> dict[str, float]:
 
 
 def config(dataset: str, backbone: str, mechanism: str, seed: int, **changes: object) -> dict:
-    base = {
-        "dataset": dataset,
-        "backbone": backbone,
-        "mechanism": mechanism,
-        "loss": "bce",
-        "hidden_size": 64,
-        "max_len": 50,
-        "num_layers": 1,
-        "num_heads": 2,
-        "dropout": 0.5,
-        "attn_dropout": 0.5,
-        "lr": 0.001,
-        "weight_decay": 0.0,
-        "batch_size": 256,
-        "max_epochs": 400,
-        "patience": 20,
-        "seed": seed,
-        "device": "cpu",
-        "pvn_weight": 0.005,
-        "stosa_released_code": False,
-        "refine_per_head": False,
-        "additive_mix": "fixed",
-        "eval_batch_size": 1024,
-        "precision": "fp32",
-        "compile": False,
-        "length_groups": 0,
-    }
-    return base | changes
+    """A TrialConfig's fields as a dict: the tests' settings (L 50, dropout 0.5) and `changes`."""
+    settings = TrialConfig(
+        dataset=dataset, backbone=backbone, mechanism=mechanism, max_len=50, dropout=0.5,
+        attn_dropout=0.5, seed=seed, eval_batch_size=1024,
+    )  # fmt: skip
+    return settings.replace(**changes).to_dict()
+
+
+def log_run(
+    client: MlflowClient,
+    experiment_id: str,
+    params: Mapping[str, Any],
+    final: Mapping[str, float],
+    *,
+    sweep: str,
+    stage: str,
+    status: str = schema.FINISHED,
+    epochs: Mapping[str, list[float]] | None = None,
+    artifacts: tuple[Path, ...] = (),
+) -> str:
+    """A trial run as a sweep writes one (under its sweep's parent run, `open_sweep`): the
+    trial's tags and params, `final` metrics, the
+    per-epoch `epochs` (key -> values at steps 1, 2, ...), `artifacts`, and `status`."""
+    seed = params["seed"]
+    parent = PARENTS[experiment_id]
+    tags = tracking.trial_run_tags(
+        sweep, int(stage), params, "abc1234", "sha256:feed", f"t{seed}", parent
+    )
+    name = f"{params['dataset']}-{params['backbone']}-{params['mechanism']}-s{seed}"
+    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    tracking.log_params(client, run_id, params)
+    tracking.log_metrics(client, run_id, final)
+    history = [  # in one batch (a sweep logs one per epoch: slow for a fixture)
+        Metric(key, value, 0, step)
+        for key, values in (epochs or {}).items()
+        for step, value in enumerate(values, start=1)
+    ]
+    client.log_batch(run_id, metrics=history)
+    for path in artifacts:
+        client.log_artifact(run_id, str(path))
+    tracking.end_run(client, run_id, status)
+    return run_id
 
 
 def log_trial(
@@ -100,39 +116,32 @@ def log_trial(
     sweep: str,
     stage: str,
     valid_ndcg5: float | None = None,
-    status: str = "FINISHED",
+    status: str = schema.FINISHED,
     attention: dict[str, np.ndarray] | None = None,
     tmp: Path | None = None,
 ) -> str:
-    tags = {
-        "awr.kind": "trial",
-        "sweep": sweep,
-        "stage": stage,
-        "dataset": params["dataset"],
-        "backbone": params["backbone"],
-        "mechanism": params["mechanism"],
-        "seed": str(params["seed"]),
-        "git_commit": "abc1234",
-        "data_checksum": "sha256:feed",
-        "ray_trial_id": f"t{params['seed']}",
-    }
-    name = f"{params['dataset']}-{params['backbone']}-{params['mechanism']}-s{params['seed']}"
-    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
-    metrics = [Metric(f"test/{k}", v, 0, 0) for k, v in metric_values(ndcg5).items()]
+    """A trial whose test metrics follow from its test NDCG@5 (`metric_values`); seed 1 runs
+    get EPOCHS epochs of validation NDCG@5 and gradient norm."""
+    final = {schema.metric_key(k, schema.TEST): v for k, v in metric_values(ndcg5).items()}
     best = ndcg5 + 0.001 if valid_ndcg5 is None else valid_ndcg5
-    metrics += [Metric("best_valid/ndcg_5", best, 0, 0), Metric("best_epoch", 40.0, 0, 0)]
-    metrics += [Metric("epochs_run", float(EPOCHS), 0, 0), Metric("num_params", 1000.0, 0, 0)]
-    for epoch in range(1, EPOCHS + 1) if params["seed"] == 1 else ():
-        metrics.append(Metric("valid/ndcg_5", best * min(1.0, epoch / 40), 0, epoch))
-        metrics.append(Metric("grad_norm", 1.0 / epoch + 0.01 * (epoch % 3), 0, epoch))
-    client.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
+    final |= {schema.SELECTION_KEY: best, "best_epoch": 40.0, "epochs_run": float(EPOCHS)}
+    final["num_params"] = 1000.0
+    epochs = {}
+    if params["seed"] == 1:
+        steps = range(1, EPOCHS + 1)
+        valid_key = schema.metric_key(schema.SELECTION_METRIC, schema.VALID)
+        epochs[valid_key] = [best * min(1.0, epoch / 40) for epoch in steps]
+        epochs[schema.GRAD_NORM] = [1.0 / epoch + 0.01 * (epoch % 3) for epoch in steps]
+    artifacts: tuple[Path, ...] = ()
     if attention is not None and tmp is not None:
-        path = tmp / run_id / "attention.npz"
+        path = tmp / f"{sweep}-{stage}-{len(list(tmp.glob('*')))}" / schema.ATTENTION_FILE
         path.parent.mkdir(parents=True)
         np.savez(path, **attention)
-        client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id, status)
-    return run_id
+        artifacts = (path,)
+    return log_run(
+        client, experiment_id, params, final, sweep=sweep, stage=stage, status=status,
+        epochs=epochs, artifacts=artifacts,
+    )  # fmt: skip
 
 
 def attention_arrays(mechanism: str, seed: int) -> dict[str, np.ndarray]:
@@ -148,18 +157,25 @@ def attention_arrays(mechanism: str, seed: int) -> dict[str, np.ndarray]:
     return arrays
 
 
+PARENTS: dict[str, str] = {}  # experiment id -> its parent run (`open_sweep`)
+
+
+def open_sweep(client: MlflowClient, uri: str, sweep: str) -> tuple[str, str]:
+    """A sweep's experiment and one (ended) parent run, made as the sweep layer makes them."""
+    experiment_id = store.ensure_experiment(client, sweep, uri)
+    tags = tracking.parent_tags(sweep, 2, "beauty", "sasrec")
+    parent = tracking.open_parent(client, experiment_id, tags, {})
+    tracking.end_run(client, parent, schema.FINISHED)
+    PARENTS[experiment_id] = parent
+    return experiment_id, parent
+
+
 def build_store(root: Path) -> str:
     """Write the store under `root`; return its absolute sqlite tracking URI."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    root.mkdir(parents=True, exist_ok=True)
-    uri = "sqlite:///" + str((root / "mlflow.db").resolve())
-    client = MlflowClient(tracking_uri=uri)
-    artifacts = (root / "artifacts").resolve()
+    uri = store.default_tracking_uri(root)
+    client = store.client_for(uri)
     tmp = root / "staging"
-    paper = client.create_experiment("paper", artifact_location=artifacts.as_uri())
-    parent_tags = {"awr.kind": "parent", "sweep": "paper", "stage": "2"}
-    parent = client.create_run(paper, run_name="stage2", tags=parent_tags).info.run_id
-    client.set_terminated(parent, "FINISHED")
+    paper, _ = open_sweep(client, uri, "paper")
     stage1 = config("beauty", "sasrec", "none", 1, hidden_size=128)
     log_trial(client, paper, stage1, STAGE1_NDCG5, sweep="paper", stage="1", valid_ndcg5=0.9)
     for dataset, by_backbone in NDCG5.items():
@@ -180,44 +196,16 @@ def build_store(root: Path) -> str:
                         tmp=tmp,
                     )
     failed = config("beauty", "sasrec", "simple", 4)
-    log_trial(client, paper, failed, FAILED_NDCG5, sweep="paper", stage="2", status="FAILED")
+    log_trial(client, paper, failed, FAILED_NDCG5, sweep="paper", stage="2", status=schema.FAILED)
 
-    layers = client.create_experiment("layers", artifact_location=(artifacts / "l").as_uri())
+    layers, _ = open_sweep(client, uri, "layers")
     for num_layers, by_mechanism in LAYERS_NDCG5.items():
         for mechanism, values in by_mechanism.items():
             for seed, value in enumerate(values, start=1):
                 params = config("beauty", "sasrec", mechanism, seed, num_layers=num_layers)
                 log_trial(client, layers, params, value, sweep="layers", stage="1")
 
-    broken = client.create_experiment("allfailed", artifact_location=(artifacts / "f").as_uri())
+    broken, _ = open_sweep(client, uri, "allfailed")
     failed_only = config("beauty", "sasrec", "none", 1)
-    log_trial(client, broken, failed_only, 0.1, sweep="allfailed", stage="1", status="FAILED")
+    log_trial(client, broken, failed_only, 0.1, sweep="allfailed", stage="1", status=schema.FAILED)
     return uri
-
-
-_STORES: dict[str, str] = {}
-
-
-def shared_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The store, built once per test session and shared by the analysis test modules."""
-    key = str(tmp_path_factory.getbasetemp())
-    if key not in _STORES:
-        _STORES[key] = build_store(tmp_path_factory.mktemp("mlflow_store"))
-    return _STORES[key]
-
-
-@pytest.fixture(scope="module")
-def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return shared_store(tmp_path_factory)
-
-
-def test_store_holds_the_described_runs(store_uri: str) -> None:
-    client = MlflowClient(tracking_uri=store_uri)
-    paper = client.get_experiment_by_name("paper")
-    runs = client.search_runs([paper.experiment_id], max_results=1000)
-    kinds = [run.data.tags["awr.kind"] for run in runs]
-    stage2 = sum(len(v) for b in NDCG5.values() for m in b.values() for v in m.values())
-    assert kinds.count("parent") == 1
-    assert kinds.count("trial") == stage2 + 2  # + stage 1 run + failed run
-    statuses = [run.info.status for run in runs if run.data.tags["awr.kind"] == "trial"]
-    assert statuses.count("FAILED") == 1
