@@ -2,8 +2,8 @@
 
 Reads only what the sweep layer writes to MLflow (the names: awr/schema.py), never log files:
 trial runs carry the tag `awr.kind=trial`, every TrialConfig field as a string param, and final
-metrics such as `test/ndcg_5`. Metric columns hold each key's latest value, so a per-epoch key like
-`valid/ndcg_5` holds the last epoch's value; use `metric_history` for curves.
+metrics such as `test/ndcg_5`. Metric columns hold each key's latest value, so a per-epoch key
+like `valid/ndcg_5` holds the last epoch's value; use `metric_history` for curves.
 """
 
 from __future__ import annotations

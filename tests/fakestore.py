@@ -72,17 +72,10 @@ def config(dataset: str, backbone: str, mechanism: str, seed: int, **changes: ob
 
 
 def log_run(
-    client: MlflowClient,
-    experiment_id: str,
-    params: Mapping[str, Any],
-    final: Mapping[str, float],
-    *,
-    sweep: str,
-    stage: str,
-    status: str = schema.FINISHED,
-    epochs: Mapping[str, list[float]] | None = None,
-    artifacts: tuple[Path, ...] = (),
-) -> str:
+    client: MlflowClient, experiment_id: str, *, params: Mapping[str, Any],
+    final: Mapping[str, float], sweep: str, stage: str, status: str = schema.FINISHED,
+    epochs: Mapping[str, list[float]] | None = None, artifacts: tuple[Path, ...] = (),
+) -> str:  # fmt: skip
     """A trial run as a sweep writes one (under its sweep's parent run, `open_sweep`): the
     trial's tags and params, `final` metrics, the
     per-epoch `epochs` (key -> values at steps 1, 2, ...), `artifacts`, and `status`."""
@@ -139,8 +132,8 @@ def log_trial(
         np.savez(path, **attention)
         artifacts = (path,)
     return log_run(
-        client, experiment_id, params, final, sweep=sweep, stage=stage, status=status,
-        epochs=epochs, artifacts=artifacts,
+        client, experiment_id, params=params, final=final, sweep=sweep, stage=stage,
+        status=status, epochs=epochs, artifacts=artifacts,
     )  # fmt: skip
 
 

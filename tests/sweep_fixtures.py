@@ -4,6 +4,7 @@ checks that they plan as intended."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from awr.config import TrialConfig
@@ -56,16 +57,13 @@ def packed() -> Sweep:
 
 def packed_resumable() -> Sweep:
     """Two packs of 2 seeds, 30 epochs each, checkpointed every second: killed mid-pack."""
-    return Sweep(
+    return dataclasses.replace(
+        packed(),
         name="packed_resumable",
         description="synthetic SASRec: 2 mechanisms x 2 packed seeds, 30 epochs",
         cells=(Cell(TINY.replace(batch_size=16)),),
         budget=Budget(max_epochs=30, patience=30),
-        seeds=(1, 2),
-        mechanisms=STAGE2_MECHANISMS,
-        capture_users=4,
         checkpoint_seconds=1.0,
-        pack_seeds=True,
     )
 
 

@@ -71,7 +71,10 @@ def _build(root: Path) -> str:
             final[SELECTION_KEY] = 0.05
             name = f"{backbone}-{mechanism}-{released}-s{seed}"
             saved = (ranks.save(root / "staging" / name / RANKS_FILE),) if with_ranks else ()
-            log_run(client, experiment, params, final, sweep="ranked", stage="2", artifacts=saved)
+            log_run(
+                client, experiment, params=params, final=final, sweep="ranked", stage="2",
+                artifacts=saved,
+            )  # fmt: skip
     return uri
 
 
