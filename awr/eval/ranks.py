@@ -9,14 +9,13 @@ datasets, whose user ids run 1..U in file order, that is the user id minus 1).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from awr.eval.metrics import metrics_from_ranks
+from awr.files import atomic_write
 
 RANKS_FILE = "ranks.npz"
 FORMAT_VERSION = 1
@@ -44,23 +43,15 @@ class UserRanks:
 
     def save(self, path: Path) -> Path:
         """Write atomically (a temp file beside `path`, then a rename); int32, compressed."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(
-                    handle,
-                    version=np.int32(FORMAT_VERSION),
-                    user_index=self.user_index.astype(np.int32),
-                    valid_rank=self.valid_rank.astype(np.int32),
-                    test_rank=self.test_rank.astype(np.int32),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        with atomic_write(path, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                version=np.int32(FORMAT_VERSION),
+                user_index=self.user_index.astype(np.int32),
+                valid_rank=self.valid_rank.astype(np.int32),
+                test_rank=self.test_rank.astype(np.int32),
+            )
+        return Path(path)
 
     @classmethod
     def load(cls, path: Path) -> UserRanks:

@@ -19,6 +19,7 @@ from awr.eta import fit_epochs_left, format_duration
 from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
 from awr.models.contract import Recommender
+from awr.schema import EPOCH_SCALARS, SEARCH_METRIC, VALID, metric_key
 from awr.train.length_groups import with_resolved_groups
 from awr.train.optim import SparseEmbeddingGrads, adam
 
@@ -40,14 +41,10 @@ class EpochRecord:
 
     def metrics(self) -> dict[str, float]:
         """Flat MLflow / Tune metric names: train/loss, valid/ndcg_5, grad_norm, ..."""
-        flat = {
-            "train/loss": self.train_loss,
-            "grad_norm": self.grad_norm,
-            "epoch_seconds": self.epoch_seconds,
-            "eval_seconds": self.eval_seconds,
-            "best_valid_ndcg_5": self.best_valid_ndcg_5,
-        }
-        flat.update({f"valid/{name}": value for name, value in self.valid.items()})
+        epoch = (self.train_loss, self.grad_norm, self.epoch_seconds, self.eval_seconds)
+        flat = dict(zip(EPOCH_SCALARS, epoch, strict=True))
+        flat[SEARCH_METRIC] = self.best_valid_ndcg_5
+        flat.update({metric_key(name, VALID): value for name, value in self.valid.items()})
         return flat
 
 
