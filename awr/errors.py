@@ -6,7 +6,8 @@ as one line `error: <message>` and exits 2. Any other exception is a bug and kee
 traceback. The subclasses live beside the code that raises them: `ConfigError`
 (awr/config.py), `DataError` (awr/data/errors.py), `StoreError` (awr/store.py), `SweepError`
 and `StorageError` (awr/sweep/), `CommandError` (awr/cli/store.py), `AnalysisError`
-(analysis/runs.py).
+(analysis/runs.py), `TrainingDiverged` (awr/train/trainer.py: the trial fails alone; `--trial`
+says which learning rate to lower), `PlanError` (awr/bench/gpu_plan.py).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from awr.bench.gpu_plan import (
     FULL_BUDGET_S,
     SHARES_S,
     STEP_NAMES,
+    PlanError,
     Step,
     build_plan,
     deadline,
@@ -44,10 +45,12 @@ def test_full_plan_shares_the_eight_minutes_and_scales_with_the_budget(tmp_path:
     assert small[1].grace_s == 10.0  # at most: a quarter of its 18.75 s when it runs
     picked = build_plan(tmp_path, "cpu", steps=["sweep", "tests"])
     assert [s.name for s in picked] == ["tests", "sweep"]  # plan order
-    with pytest.raises(ValueError, match="unknown steps"):
+    with pytest.raises(PlanError, match="unknown steps"):
         build_plan(tmp_path, steps=["warp"])
-    with pytest.raises(ValueError, match="must be > 0"):
+    with pytest.raises(PlanError, match="must be > 0"):
         build_plan(tmp_path, budget_s=0)
+    with pytest.raises(PlanError, match="--size must be one of full, smoke"):
+        build_plan(tmp_path, size="huge")
 
 
 def test_deadlines_keep_within_the_run() -> None:

@@ -446,14 +446,17 @@ def test_the_ui_without_full_mlflow_says_how_to_install_it(
 
 def test_every_error_raised_on_purpose_is_an_awr_error() -> None:
     from analysis.runs import AnalysisError
+    from awr.bench.gpu_plan import PlanError
     from awr.cli.store import CommandError
     from awr.config import ConfigError
     from awr.data.errors import DataError
     from awr.errors import AwrError
     from awr.store import StoreError
     from awr.sweep.folder import StorageError
+    from awr.train.trainer import TrainingDiverged
 
-    for error in (AnalysisError, CommandError, ConfigError, DataError, StoreError, StorageError):
+    purposeful = (AnalysisError, CommandError, ConfigError, DataError, StoreError, StorageError)
+    for error in (*purposeful, PlanError, TrainingDiverged):
         assert issubclass(error, AwrError), error
         assert issubclass(error, SweepError) == (error is StorageError)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from awr.config import TrialConfig
+from awr.errors import AwrError
 from awr.sweep import Budget, Cell, Sweep
 
 FULL_BUDGET_S = 480.0
@@ -111,6 +112,10 @@ def step_commands(
     return commands
 
 
+class PlanError(AwrError, ValueError):
+    """A bad option of the GPU run (`--budget-s`, `--steps`, `--size`)."""
+
+
 def build_plan(
     out: Path,
     device: str = "cuda",
@@ -122,13 +127,13 @@ def build_plan(
 ) -> list[Step]:
     """The steps named in `steps` (in plan order), each with its scaled share of `budget_s`."""
     if budget_s <= 0:
-        raise ValueError(f"--budget-s must be > 0, got {budget_s}")
+        raise PlanError(f"--budget-s must be > 0, got {budget_s}")
     unknown = [name for name in steps if name not in SHARES_S]
     if unknown:
-        raise ValueError(f"unknown steps {unknown}; valid: {', '.join(STEP_NAMES)}")
+        raise PlanError(f"unknown steps {unknown}; valid: {', '.join(STEP_NAMES)}")
     size = size or ("full" if device.startswith("cuda") else "smoke")
     if size not in SIZES:
-        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+        raise PlanError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
     commands = step_commands(out, device, size, data_dir, python)
     scale = budget_s / FULL_BUDGET_S
     plan = []

@@ -29,6 +29,7 @@ from awr.bench.gpu_plan import (
     SIZES,
     STEP_NAMES,
     UNAVAILABLE,
+    PlanError,
     Step,
     build_plan,
     deadline,
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = build_plan(
             args.out.resolve(), args.device, args.budget_s, args.size, args.data_dir, steps
         )
-    except ValueError as error:
+    except PlanError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     header = {

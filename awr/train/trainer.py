@@ -15,6 +15,7 @@ from torch import nn
 
 from awr.config import TrialConfig
 from awr.data.batches import EvalTensors, TrainTensors, sample_negatives, split_by_length
+from awr.errors import AwrError
 from awr.eta import fit_epochs_left, format_duration
 from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
@@ -24,8 +25,9 @@ from awr.train.length_groups import with_resolved_groups
 from awr.train.optim import SparseEmbeddingGrads, adam
 
 
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite; the trial fails alone."""
+class TrainingDiverged(AwrError, RuntimeError):
+    """The training loss became NaN or infinite; the trial fails alone (a setting the user can
+    change, usually the learning rate, not a bug)."""
 
 
 @dataclass
