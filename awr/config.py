@@ -7,7 +7,9 @@ Ray Tune key, MLflow param and DataFrame column are all the same string.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import types
 import typing
 from dataclasses import dataclass, fields
 
@@ -137,17 +139,25 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(allowed)}")
 
 
-def field_types() -> dict[str, type]:
+@functools.cache
+def _types() -> types.MappingProxyType[str, type]:
+    """Resolved once: `get_type_hints` evaluates every annotation string on each call (a plan
+    of the paper sweep converts 80k values)."""
     hints = typing.get_type_hints(TrialConfig)
-    return {f.name: hints[f.name] for f in fields(TrialConfig)}
+    return types.MappingProxyType({f.name: hints[f.name] for f in fields(TrialConfig)})
+
+
+def field_types() -> dict[str, type]:
+    """Every field's name and type, in declaration order."""
+    return dict(_types())
 
 
 def parse_value(key: str, text: str) -> typing.Any:
     """Convert the text of `key=text` to the field's type, or raise ConfigError."""
-    types = field_types()
-    if key not in types:
-        raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(types)}")
-    kind = types[key]
+    known = _types()
+    if key not in known:
+        raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(known)}")
+    kind = known[key]
     if kind is bool:
         lowered = text.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -166,10 +176,10 @@ def field_value(key: str, value: typing.Any) -> typing.Any:
     logged to MLflow (`str(value)`: "64", "0.001", "True"; see `parse_value`), or a number from
     Optuna or JSON (which give 0 for 0.0 and 64.0 for 64). An int field also takes an integral
     float ("64.0", 64.0). ConfigError for an unknown key or a value of another kind."""
-    types = field_types()
-    if key not in types:
-        raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(types)}")
-    kind = types[key]
+    known = _types()
+    if key not in known:
+        raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(known)}")
+    kind = known[key]
     if isinstance(value, str):
         if kind is not int or not any(c in value for c in ".eE"):
             return parse_value(key, value)
@@ -204,12 +214,12 @@ def from_pairs(pairs: list[str], base: TrialConfig | None = None) -> TrialConfig
 
 def from_dict(values: dict[str, typing.Any]) -> TrialConfig:
     """Build a config from a flat dict (Tune's config, MLflow params); unknown keys are an error."""
-    types = field_types()
-    unknown = sorted(set(values) - set(types))
+    known = _types()
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ConfigError(f"unknown keys {unknown}; valid keys: {', '.join(types)}")
+        raise ConfigError(f"unknown keys {unknown}; valid keys: {', '.join(known)}")
     coerced = {
-        k: parse_value(k, v) if isinstance(v, str) and types[k] is not str else v
+        k: parse_value(k, v) if isinstance(v, str) and known[k] is not str else v
         for k, v in values.items()
     }
     return TrialConfig(**coerced)
