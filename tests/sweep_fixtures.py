@@ -68,13 +68,13 @@ def packed_resumable() -> Sweep:
 
 
 def resumable() -> Sweep:
-    """Long enough per trial (a few seconds) to be killed mid-sweep: 2 + 4 trials (unpacked on
+    """Long enough per trial (3-5 s in Ray, checkpointed every epoch) to be killed mid-sweep: 2 + 4 trials (unpacked on
     CPU; tests/test_sweep_packed.py kills packs)."""
     return Sweep(
         name="resumable",
         description="synthetic SASRec: 2-point grid, then 2 mechanisms x 2 seeds",
         cells=(Cell(TINY.replace(batch_size=16)),),
-        budget=Budget(max_epochs=30, patience=30),
+        budget=Budget(max_epochs=12, patience=12),
         seeds=(1, 2),
         search=Search(steady_space),
         mechanisms=STAGE2_MECHANISMS,
