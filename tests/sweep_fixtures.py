@@ -68,8 +68,8 @@ def packed_resumable() -> Sweep:
 
 
 def resumable() -> Sweep:
-    """Long enough per trial (3-5 s in Ray, checkpointed every epoch) to be killed mid-sweep: 2 + 4 trials (unpacked on
-    CPU; tests/test_sweep_packed.py kills packs)."""
+    """Long enough per trial (about 8 s in Ray, most of it the actor's start-up) to be killed
+    mid-sweep: 2 + 4 trials (unpacked on CPU; tests/test_sweep_packed.py kills packs)."""
     return Sweep(
         name="resumable",
         description="synthetic SASRec: 2-point grid, then 2 mechanisms x 2 seeds",
