@@ -10,54 +10,33 @@ import pandas as pd
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from analysis import figure_data, figures
 from analysis.complexity import complexity_table, load_bench
-from analysis.names import (
-    BACKBONE_LABELS,
-    MECHANISM_LABELS,
-    METRIC_LABELS,
-    RANK_CUTOFFS,
-    dataset_label,
-    label,
-)
+from analysis.convergence import convergence_table, trial_cost
+from analysis.names import dataset_label
 from analysis.per_user import MISSING_RANKS, RanksOf, seed_to_seed
-from analysis.report_text import FigureEntry, ReportContent, render_report, summaries
+from analysis.report_figures import FIGURE_FILES, FOREST_FILE, make_figures, make_forest
+from analysis.report_text import ReportContent, render_report, summaries
 from analysis.runs import (
     AnalysisError,
     find_experiment,
     finished,
     load_ranks,
+    metric_history,
     runs_frame,
     status_counts,
 )
 from analysis.selection import VARIANT, final_stage, one_variant
 from analysis.tables import TABLE2_CELLS, Table, table2, table3, table_runs
 from awr.eval.ranks import UserRanks
-from awr.schema import (
-    FAILED,
-    FINISHED,
-    GRAD_NORM,
-    KIND,
-    REPORT,
-    SELECTION_METRIC,
-    TEST,
-    VALID,
-    metric_key,
-)
+from awr.schema import FAILED, FINISHED, KIND, REPORT
 from awr.store import client_for, trial_runs
 
 REPORT_FILE = "report.md"
-FIGURE_FILES = {
-    2: "figure2_ndcg_at_n.png",
-    3: "figure3_attention.png",
-    4: "figure4_valid_ndcg5.png",
-    5: "figure5_grad_norm.png",
-}
-FOREST_FILE = "forest_per_user.png"
 OUTPUT_FILES = (
     REPORT_FILE,
     "table2.csv",
     "seed_check.csv",
+    "convergence.csv",
     "table3.csv",
     "complexity.csv",
     FOREST_FILE,
@@ -118,6 +97,10 @@ def build_report(
     seed_check = seed_to_seed(runs, ranks_of)
     if not seed_check.empty:
         seed_check.to_csv(out_dir / "seed_check.csv", index=False)
+    cost_of = trial_cost(lambda run_id, key: metric_history(tracking_uri, run_id, key))
+    convergence = convergence_table(runs, TABLE2_CELLS, cost_of)
+    if not convergence.empty:
+        convergence.to_csv(out_dir / "convergence.csv", index=False)
     content = ReportContent(
         sweep=sweep,
         tracking_uri=tracking_uri,
@@ -129,6 +112,7 @@ def build_report(
         summaries=tuple(summaries(t2.numeric, dataset_label)),
         forest=forest,
         seed_check=seed_check,
+        convergence=convergence,
         table3=t3,
         complexity=comp,
         figures=entries,
@@ -166,35 +150,6 @@ def per_user_note(t2: Table) -> str:
     )
 
 
-def make_forest(t2: Table, out_dir: Path) -> str | None:
-    """Draw the forest plot of Table 2's per-user comparisons; its file name, None when there
-    is none to draw."""
-    numeric = t2.numeric
-    if "user_rel_pct" not in numeric.columns:
-        return None
-    rows = numeric[numeric["user_rel_pct"].notna()].copy()
-    if rows.empty:
-        return None
-    several = rows["dataset"].nunique() > 1
-    rows["name"] = [
-        " ".join(
-            part
-            for part in (
-                dataset_label(r["dataset"]) if several else "",
-                label(r["backbone"], BACKBONE_LABELS),
-                f"({r[VARIANT]})" if r[VARIANT] else "",
-                label(r["mechanism"], MECHANISM_LABELS),
-            )
-            if part
-        )
-        for _, r in rows.iterrows()
-    ]
-    rows["metric_label"] = [label(m, METRIC_LABELS) for m in rows["metric"]]
-    title = "Per-user paired change vs the original (test, pooled over seed pairs)"
-    figures.figure_forest(rows, out_dir / FOREST_FILE, title)
-    return FOREST_FILE
-
-
 def provenance(done: pd.DataFrame, used: pd.DataFrame, drawn: pd.DataFrame) -> list[str]:
     """Short facts for the report header: what the runs cover and which code and data made them."""
 
@@ -221,64 +176,6 @@ def provenance(done: pd.DataFrame, used: pd.DataFrame, drawn: pd.DataFrame) -> l
         *facts,
         f"Code commits: {values('git_commit')}; data checksums: {values('data_checksum')}",
     ]
-
-
-def make_figures(
-    tracking_uri: str,
-    runs: pd.DataFrame,
-    out_dir: Path,
-    dataset: str | None = None,
-    mechanism: str = "simple",
-) -> list[FigureEntry]:
-    """Draw Figures 2-5 for one dataset from `runs` (the Table 2 runs); skip those without
-    data, saying why."""
-    chosen_dataset = figure_data.pick_dataset(runs, dataset)
-    if chosen_dataset is None:
-        reason = "no finished runs"
-        return [FigureEntry(n, f"Figure {n}", None, reason) for n in FIGURE_FILES]
-    name = dataset_label(chosen_dataset)
-    entries = [_figure2(runs, out_dir, chosen_dataset)]
-
-    maps = figure_data.attention_maps(tracking_uri, runs, chosen_dataset, mechanism)
-    title3 = f"attention of the last 15 positions, layer 0, {name}"
-    if maps:
-        file = FIGURE_FILES[3]
-        figures.figure_attention(maps, out_dir / file, f"Figure 3: {title3}")
-        note = "Mean over users and heads; original from a `none` run, the other two panels "
-        note += f"from a `{mechanism}` run of the same seed."
-        entries.append(FigureEntry(3, title3, file, note))
-    else:
-        why = f"no pair of `none` and `{mechanism}` runs with the same seed and attention.npz"
-        entries.append(FigureEntry(3, title3, None, why))
-
-    chosen = figure_data.representatives(runs, chosen_dataset)
-    subtitle = f"{name}, smallest seed per mechanism"
-    for number, key, draw, title in (
-        (
-            4,
-            metric_key(SELECTION_METRIC, VALID),
-            figures.figure_valid_curves,
-            "validation NDCG@5 per epoch",
-        ),
-        (5, GRAD_NORM, figures.figure_grad_norm, "global gradient norm, final 50 epochs"),
-    ):
-        curves = figure_data.history_curves(tracking_uri, chosen, key)
-        if curves:
-            draw(curves, out_dir / FIGURE_FILES[number], subtitle)
-            entries.append(FigureEntry(number, f"{title}, {subtitle}", FIGURE_FILES[number]))
-        else:
-            entries.append(FigureEntry(number, title, None, f"no `{key}` history in the runs"))
-    return entries
-
-
-def _figure2(runs: pd.DataFrame, out_dir: Path, dataset: str) -> FigureEntry:
-    title = f"test NDCG@N, N = 1..20, {dataset_label(dataset)}"
-    columns = [metric_key(f"ndcg_{n}", TEST) for n in RANK_CUTOFFS]
-    of_dataset = runs[runs["dataset"] == dataset]
-    if not all(c in of_dataset for c in columns) or of_dataset[columns].dropna().empty:
-        return FigureEntry(2, title, None, "no run has all of test/ndcg_1 ... test/ndcg_20")
-    figures.figure_ndcg_at_n(of_dataset, out_dir / FIGURE_FILES[2], dataset)
-    return FigureEntry(2, title, FIGURE_FILES[2], "Mean over seeds; band = ±1 std.")
 
 
 def log_report(

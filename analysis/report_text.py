@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.convergence import convergence_cells, convergence_summary
 from analysis.markdown import escape, fmt_pct, to_markdown
 from analysis.names import BACKBONE_LABELS, MECHANISM_LABELS, METRIC_LABELS, ORIGINAL, label
 from analysis.paired import BETTER, CONFIDENCE, RESAMPLES, WORSE
@@ -39,6 +40,7 @@ class ReportContent:
     summaries: Sequence[str] = ()
     forest: str | None = None
     seed_check: pd.DataFrame | None = None
+    convergence: pd.DataFrame | None = None
     table3: Table | None = None
     complexity: Table | None = None
     figures: Sequence[FigureEntry] = ()
@@ -142,6 +144,25 @@ def seed_check_lines(check: pd.DataFrame) -> list[str]:
     ]
 
 
+def convergence_lines(table: pd.DataFrame | None) -> list[str]:
+    """The training-to-convergence section (analysis/convergence.py)."""
+    if table is None or table.empty:
+        return []
+    return [
+        "## Training to convergence",
+        "",
+        f"Table 2's runs, per cell: {convergence_summary(table)} A trial that ran the whole "
+        "budget was stopped by it, not by patience, and may not have converged. Minutes and "
+        "seconds count the training and validation the trial computed (a trial resumed across "
+        "sittings counts no waiting).",
+        "",
+        to_markdown(convergence_cells(table)),
+        "",
+        "Numbers: [convergence.csv](convergence.csv)",
+        "",
+    ]
+
+
 def legend() -> list[str]:
     return [
         "## Legend",
@@ -230,6 +251,7 @@ def render_report(content: ReportContent) -> str:
             "",
         ]
     lines += seed_check_lines(content.seed_check)
+    lines += convergence_lines(content.convergence)
     if content.table3 is not None:
         lines += ["## Table 3: NDCG@5 (test) by number of layers", ""]
         lines += [content.table3.markdown(), "", "Numbers: [table3.csv](table3.csv)", ""]

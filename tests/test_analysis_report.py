@@ -58,6 +58,12 @@ def test_report_for_a_two_stage_sweep(store_uri: str, tmp_path: Path) -> None:
     table = pd.read_csv(out / "table2.csv")
     assert {"mean", "std", "n", "p_ttest", "p_wilcoxon", "paper"} <= set(table.columns)
     assert (out / "complexity.csv").exists() and not (out / "table3.csv").exists()
+    # every Table 2 run: best epoch 40 of 60 run, under the default budget of 400
+    assert "0 of 38 trials ran the whole budget of 400 epochs" in text
+    assert "best validation epochs range from 40 to 40" in text
+    convergence = pd.read_csv(out / "convergence.csv")
+    assert len(convergence) == 10 and set(convergence["trials"]) == {1, 3, 6}
+    assert "| Beauty | SASRec | original | 3 | 40 [40-40] | 60 | 0 of 3 |" in text
 
     [run] = _report_runs(store_uri, "paper")
     assert run.info.run_name == "report" and run.info.status == "FINISHED"

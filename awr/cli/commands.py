@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -110,6 +111,8 @@ def report_command(args: argparse.Namespace) -> int:
         raise CommandError(f"--bench-json {bench}: no such file")
     from analysis.report import build_report  # slow to import: after the checks
 
+    # one progress bar per downloaded artifact (ranks, attention of every run) is noise here
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     path = build_report(args.target, uri, report_folder(out, args.target), bench)
     print(f"report written to {path}")
     return 0
