@@ -10,6 +10,7 @@ import pytest
 import torch
 from test_trial import MECHANISM_PAIRS
 
+import awr.models.packed
 import awr.packed_trial
 import awr.train.packed
 import awr.trial
@@ -212,3 +213,28 @@ def test_stacked_parameters_are_the_members_own() -> None:
     for name, value in packed.named_parameters():
         for k, model in enumerate(models):
             assert torch.equal(value[k], model.get_parameter(name)), name
+
+
+def test_a_packed_lookups_sparse_gradient_is_each_members_own() -> None:
+    """The packed lookup's sparse gradient, made dense, is each member's nn.Embedding gradient
+    with padding_idx 0: repeated ids summed, row 0 zero, other members' rows untouched."""
+    torch.manual_seed(0)
+    tables = torch.randn(3, 9, 4)
+    ids = torch.tensor([[[0, 2, 2], [5, 0, 1]], [[3, 3, 3], [0, 0, 8]], [[1, 2, 0], [7, 7, 0]]])
+    upstream = torch.randn(3, 2, 3, 4)
+    packed = torch.nn.Embedding(9, 4)
+    packed.weight = torch.nn.Parameter(tables.clone())
+    out = awr.models.packed.embedding(packed, ids)
+    (out * upstream).sum().backward()
+    assert packed.weight.grad.is_sparse
+    dense = packed.weight.grad.to_dense()
+    for k in range(3):
+        alone = torch.nn.Embedding(9, 4, padding_idx=0)
+        alone.weight = torch.nn.Parameter(tables[k].clone())
+        assert torch.equal(out[k], alone(ids[k]))
+        (alone(ids[k]) * upstream[k]).sum().backward()
+        torch.testing.assert_close(dense[k], alone.weight.grad, rtol=0, atol=1e-6)
+    assert torch.equal(dense[:, 0], torch.zeros(3, 4))
+    assert torch.equal(dense[0, 3], torch.zeros(4))  # member 0 never looked row 3 up
+    with torch.no_grad():  # evaluation: the plain flattened lookup, same rows
+        assert torch.equal(awr.models.packed.embedding(packed, ids), out.detach())

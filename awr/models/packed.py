@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -85,13 +86,43 @@ def linear(layer: nn.Linear, x: Tensor) -> Tensor:
 
 
 def embedding(table: nn.Embedding, ids: Tensor) -> Tensor:
-    """ids (K, ...) -> rows of each member's table (K, ..., D), one lookup in the flattened
-    (K * V, D) tables. Padding ids read row 0 as nn.Embedding does; its gradient there is zero
-    because padded positions never reach a loss."""
+    """ids (K, ...) -> rows of each member's table (K, ..., D). Padding ids read row 0 as
+    nn.Embedding does, and get no gradient there (its padding_idx).
+
+    Under autograd (eager) the table's gradient is sparse, a (K, V, D) COO tensor of the rows
+    looked up, as Trainer's lookups are (awr/train/optim.py): a dense one is a zero-filled K x V
+    x D table per lookup, which on Beauty's 57k items took most of a packed step. The caller
+    makes it dense once per step (SparseEmbeddingGrads.densify). Compiled, the lookup is one
+    dense `F.embedding` in the flattened (K * V, D) tables, whose gradient row 0 is zero because
+    padded positions never reach a loss."""
+    if torch.is_grad_enabled() and table.weight.requires_grad and not torch.compiler.is_compiling():
+        return _SparseRows.apply(table.weight, ids)
     members, vocabulary, width = table.weight.shape
     offsets = torch.arange(members, device=ids.device) * vocabulary
     flat = ids + offsets.view(members, *([1] * (ids.dim() - 1)))
     return F.embedding(flat, table.weight.reshape(members * vocabulary, width))
+
+
+class _SparseRows(torch.autograd.Function):
+    """weight (K, V, D), ids (K, ...) -> weight[k, ids[k]] (K, ..., D); the gradient of
+    weight is sparse: indices (member, id) of every lookup but padding, values the incoming
+    gradient's rows (duplicates are summed when it is made dense)."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, ids: Tensor) -> Tensor:
+        members = torch.arange(ids.shape[0], device=ids.device)
+        members = members.view(-1, *([1] * (ids.dim() - 1))).expand_as(ids)
+        ctx.save_for_backward(members, ids)
+        ctx.shape = weight.shape
+        return weight[members, ids]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        members, ids = ctx.saved_tensors
+        keep = (ids != 0).reshape(-1)  # nn.Embedding's padding_idx: row 0 learns nothing
+        indices = torch.stack([members.reshape(-1)[keep], ids.reshape(-1)[keep]])
+        values = grad.reshape(-1, ctx.shape[-1])[keep]
+        return torch.sparse_coo_tensor(indices, values, ctx.shape, check_invariants=False), None
 
 
 def layer_norm(norm: nn.LayerNorm, x: Tensor) -> Tensor:

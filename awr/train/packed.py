@@ -39,7 +39,8 @@ from awr.models.packed import (
     stack_members,
 )
 from awr.models.packed_backbones import packed_loss
-from awr.train.optim import adam
+from awr.train.allocator import reuse_freed_memory
+from awr.train.optim import SparseEmbeddingGrads, adam
 from awr.train.trainer import (
     EpochRecord,
     FitState,
@@ -98,6 +99,8 @@ class PackedTrainer:
         self.valid_tensors = valid
         self.num_items = num_items
         device = train.inputs.device
+        if device.type == "cpu":
+            reuse_freed_memory()  # K times larger activations: reused, not faulted in again
         self.members = [
             Member(config.replace(seed=seed), torch.Generator(device=device).manual_seed(seed), g)
             for seed, g in zip([c.seed for c in configs], dropout, strict=True)
@@ -105,6 +108,7 @@ class PackedTrainer:
         self.rows = list(range(len(self.members)))  # the member in each packed row
         self.drop = MemberDropout([m.dropout for m in self.members])
         self.optimizer = self.adam()
+        self.sparse_grads = SparseEmbeddingGrads(self.model)  # packed lookups: sparse
         self.loss_fn = torch.compile(packed_loss) if config.compile else packed_loss
         self.autocast = torch.autocast(
             device_type=device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
@@ -135,6 +139,7 @@ class PackedTrainer:
             total += self.backward(
                 order[:, start : start + size], negative[:, start : start + size]
             )
+            self.sparse_grads.densify()
             steps += 1
             if start + size >= num_rows:
                 norms = member_norms(self.model)
