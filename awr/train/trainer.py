@@ -21,6 +21,7 @@ from awr.eval.evaluate import evaluate
 from awr.eval.metrics import SELECTION_METRIC
 from awr.models.contract import Recommender
 from awr.schema import EPOCH_SCALARS, SEARCH_METRIC, VALID, metric_key
+from awr.train.allocator import reuse_freed_memory
 from awr.train.length_groups import with_resolved_groups
 from awr.train.optim import SparseEmbeddingGrads, adam
 
@@ -180,6 +181,8 @@ class Trainer:
         self.valid_tensors = valid
         self.num_items = num_items
         device = train.inputs.device
+        if device.type == "cpu":
+            reuse_freed_memory()  # a step's large activations: reused, not faulted in again
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.optimizer = adam(model.parameters(), config.lr, config.weight_decay, device)
         self.sparse_grads = SparseEmbeddingGrads(model, enabled=not config.compile)
