@@ -37,6 +37,7 @@ WORKLOADS = {
     "full": [(d, length, b, m) for d, length in (("ml-1m", 200), ("beauty", 50)) for b, m in PAIRS],
     "cpu": [(d, length, b, m) for d, length in (("ml-1m", 50), ("ml-1m", 200)) for b, m in PAIRS],
     "beauty": [("beauty", 50, b, m) for b, m in PAIRS],
+    "ml-1m-50": [("ml-1m", 50, b, m) for b, m in PAIRS],
     "smoke": [("synthetic", 10, "sasrec", "none")],
 }
 SMALL = {"smoke": {"hidden_size": 16, "batch_size": 512}}  # checks the machinery, in seconds
