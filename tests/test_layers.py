@@ -104,3 +104,15 @@ def test_no_module_imports_itself_through_others() -> None:
         if name not in state:
             visit(name, [name])
     assert not cycles, "\n".join(cycles)
+
+
+MAX_LINES = 300  # small files with one job each: a longer module is split by concern
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    long = [
+        f"{path.relative_to(ROOT)}: {n} lines"
+        for path in source_files()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    ]
+    assert not long, f"over {MAX_LINES} lines:\n" + "\n".join(long)

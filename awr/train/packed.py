@@ -31,13 +31,7 @@ from awr.config import TrialConfig
 from awr.data.batches import EvalTensors, TrainTensors, sample_negatives
 from awr.eval.evaluate import evaluate
 from awr.models.contract import Recommender
-from awr.models.packed import (
-    MemberDropout,
-    keep_members,
-    member_norms,
-    member_state,
-    stack_members,
-)
+from awr.models.packed import MemberDropout, keep_members, member_norms, member_state, stack_members
 from awr.models.packed_backbones import packed_loss
 from awr.train.allocator import reuse_freed_memory
 from awr.train.optim import SparseEmbeddingGrads, adam
