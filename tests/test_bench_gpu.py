@@ -5,6 +5,7 @@ killed, are unavailable or get no time; plus the CPU smoke run of the real plan 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -103,6 +104,19 @@ def test_a_run_of_fake_steps_keeps_every_deadline(tmp_path: Path) -> None:
     assert summary["finished"] and summary["device"] == "test"
     assert "hello" in (tmp_path / "gpu_run.log").read_text()
     assert (tmp_path / "gpu_util.csv").read_text().startswith("unix_time,")
+
+
+def test_a_run_started_with_sigint_ignored_still_stops_its_steps(tmp_path: Path) -> None:
+    # as under `nohup ... &` or a CI job: the ignored SIGINT would reach the step ignored
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        plan = [Step("stopped", python("import time; time.sleep(30)"), budget_s=3, grace_s=1.5)]
+        summary = execute(plan, tmp_path, budget_s=5, header={}, min_step_s=0.3)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # given back as it was
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert [s["status"] for s in summary["steps"]] == ["stopped"]
+    assert summary["steps"][0]["seconds"] < 3  # ended by its SIGINT, not killed at 3 s
 
 
 def test_bad_options_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

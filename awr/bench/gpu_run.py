@@ -19,7 +19,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,23 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt here and reaches every step while the run lasts. A
+    process started in the background (`nohup ... &`, a CI job) inherits SIGINT ignored, and an
+    ignored signal stays ignored across exec: each step would then sleep through its stop and be
+    killed at its deadline instead of writing what it has."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
+
+
 def execute(
     plan: Sequence[Step],
     out: Path,
@@ -200,6 +218,13 @@ def execute(
     """Run the plan within `budget_s` seconds; returns (and keeps writing) gpu_run.json. A
     step that would get less than `min_step_s` is skipped."""
     out.mkdir(parents=True, exist_ok=True)
+    with interruptible():
+        return run_plan(plan, out, budget_s, header, min_step_s)
+
+
+def run_plan(
+    plan: Sequence[Step], out: Path, budget_s: float, header: dict[str, Any], min_step_s: float
+) -> dict:
     log, summary_path = out / "gpu_run.log", out / "gpu_run.json"
     sampler = GpuSampler()
     sampler.start()
