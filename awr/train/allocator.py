@@ -5,8 +5,9 @@ with a fresh `mmap` and returns it with `munmap` when freed, so every such tenso
 page by page again on its next allocation. A training step allocates and frees the same large
 activations over and over: at ML-1M L 50 a packed K = 3 SASRec step's (3, 256, 50, 256)
 feed-forward activations are 39 MiB, above the threshold, and a profile showed its GELU and
-matmuls several times slower per element than the same work of a lone trial on warm buffers. With mmap off and trimming deferred, freed blocks stay in the heap and are reused
-(after a few steps in which the heap grows to the step's pattern). Measured 2026-12-02 on the
+matmuls several times slower per element than the same work of a lone trial on warm buffers.
+With mmap off and trimming deferred, freed blocks stay in the heap and are reused (after a few
+steps in which the heap grows to the step's pattern). Measured 2026-12-02 on the
 2-core EPYC, one thread, 2,048 rows, three alternating runs each way: a SASRec epoch of three
 separate trials 5.2 s -> 4.7 s, the same three packed 6.3 s -> 5.5 s, system time 2.7 s -> 1.1 s
 per process, at the same peak memory (1.05 GB). A SASRec epoch with `loss=ce`, whose (M, 3417)
