@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from awr.config import from_dict
+from awr.config import BACKBONES, TrialConfig, from_dict
 from awr.eval.ranks import RANKS_FILE, UserRanks
 from awr.models.registry import build_model
-from awr.schema import FINISHED
+from awr.schema import CSV, FINISHED, metric_key
 from awr.store import client_for, default_tracking_uri, search_all
 from awr.sweep.naming import trial_run_name
 from awr.tracking import TrialRun, open_parent, parent_tags, trial_run_tags
@@ -35,12 +35,11 @@ from awr.trial import TrialResult, load_data
 VARIED = ("mechanism", "seed", "stosa_released_code")
 
 
-def history(epochs: pd.DataFrame) -> list[EpochRecord]:
-    valid_columns = [c for c in epochs.columns if c.startswith("valid_")]
+def history(epochs: pd.DataFrame, names: list[str]) -> list[EpochRecord]:
+    """The trial's EpochRecords from its epochs.csv; `names`: its validation metrics."""
     records, best, best_epoch = [], -np.inf, 0
-    for row in epochs.itertuples(index=False):
-        row = row._asdict()
-        valid = {c.removeprefix("valid_"): float(row[c]) for c in valid_columns}
+    for row in epochs.to_dict("records"):
+        valid = {name: float(row[metric_key(name, CSV)]) for name in names}
         if valid["ndcg_5"] > best:
             best, best_epoch = valid["ndcg_5"], int(row["epoch"])
         records.append(
@@ -53,17 +52,17 @@ def history(epochs: pd.DataFrame) -> list[EpochRecord]:
     return records
 
 
-def result_of(artifacts: Path, num_items: int, checksum: str) -> TrialResult:
-    config = from_dict(json.loads((artifacts / "config.json").read_text()))
-    records = history(pd.read_csv(artifacts / "epochs.csv"))
-    best = records[-1].best_epoch
+def result_of(artifacts: Path, config: TrialConfig, num_items: int, checksum: str) -> TrialResult:
     ranks = UserRanks.load(artifacts / RANKS_FILE)
+    test = ranks.metrics("test")
+    records = history(pd.read_csv(artifacts / "epochs.csv"), list(test))
+    best = records[-1].best_epoch
     attention_file = artifacts / "attention.npz"
     attention = dict(np.load(attention_file)) if attention_file.exists() else {}
     model = build_model(config, num_items)
     return TrialResult(
         config=config, best_epoch=best, epochs_run=records[-1].epoch,
-        valid=records[best - 1].valid, test=ranks.metrics("test"),
+        valid=records[best - 1].valid, test=test,
         num_params=sum(p.numel() for p in model.parameters()),
         seconds=sum(r.epoch_seconds for r in records), data_checksum=checksum,
         history=records, attention=attention, ranks=ranks,
@@ -89,6 +88,7 @@ def main(store: Path, sweep: str) -> None:
     checksum = next(r.data.tags["data_checksum"] for r in runs if "data_checksum" in r.data.tags)
     num_items: dict[str, int] = {}
     parents: dict[str, str] = {}
+    trials = {backbone: ray_trials(store, sweep, backbone) for backbone in BACKBONES}
     logged = 0
     for artifacts in sorted(store.glob("mlartifacts/*/artifacts")):
         if artifacts.parent.name in known or not (artifacts / RANKS_FILE).exists():
@@ -96,13 +96,13 @@ def main(store: Path, sweep: str) -> None:
         config = from_dict(json.loads((artifacts / "config.json").read_text()))
         if config.dataset not in num_items:
             num_items[config.dataset] = load_data(config).num_items
-        result = result_of(artifacts, num_items[config.dataset], checksum)
+        result = result_of(artifacts, config, num_items[config.dataset], checksum)
         values = result.config.to_dict()
         backbone = values["backbone"]
         if backbone not in parents:
             tags = parent_tags(sweep, 2, values["dataset"], backbone)
             parents[backbone] = open_parent(client, experiment, tags, {})
-        trial_id, varied = ray_trials(store, sweep, backbone)[tuple(values[k] for k in VARIED)]
+        trial_id, varied = trials[backbone][tuple(values[k] for k in VARIED)]
         tags = trial_run_tags(sweep, 2, values, "unknown", checksum, trial_id, parents[backbone])
         name = trial_run_name(values, varied, 2)
         run = TrialRun.attach(uri, experiment, tags, values, run_name=name)
