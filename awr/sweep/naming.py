@@ -1,6 +1,6 @@
 """MLflow run names that say what a trial varies, so the runs table reads without opening runs:
 stage 1 `ml-1m-sasrec-none-hs64-ml50-lr1e-3-wd0-dropout0.2-nh2-nl2` (the values of the keys the
-stage's search space suggests, in the space's order), stage 2 `ml-1m-sasrec-m1-s42` (mechanism
+stage's search space suggests, in the space's order), stage 2 `ml-1m-sasrec-simple-s42` (mechanism
 and seed, then any other axis, e.g. `-ml100`).
 
 A key is shortened to the initials of its words (`hidden_size` -> `hs`), a one-word key stays
